@@ -1,0 +1,45 @@
+# The verbs of llmproxy. Every target installs what it needs; see README.md.
+SHELL := /bin/bash
+export LLMPROXY_CACHE ?= $(HOME)/.cache/llmproxy
+
+.PHONY: help deps build test test-unit lint dev bench crds chart controlplane test-deps clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json ## install npm packages
+
+build: deps ## compile TypeScript to dist/
+	npm run --silent build
+
+test-deps: deps ## install the real services the tests start (moto, redis-server, control plane)
+	bash test/support/install.sh
+
+test: test-deps build ## install everything the tests need, then run every test
+	npm test
+
+test-unit: deps ## unit tests only (no services)
+	npm test -- --selectProjects unit
+
+lint: deps ## typecheck, eslint, prettier, secretlint
+	npm run --silent typecheck
+	npm run --silent lint
+
+dev: build ## the main job: run llmproxy locally and print what to try
+	node --import tsx test/dev/main.ts
+
+bench: build ## measure the sidecar against a bare pass-through (docs/benchmarks.md)
+	node --import tsx test/bench/main.ts
+
+crds: deps ## regenerate crds/*.yaml and the chart's copy from crds/*.ts
+	node --import tsx crds/generate.ts
+
+controlplane: ## build pinned kube-apiserver, etcd, kubectl and helm into $(LLMPROXY_CACHE)/bin
+	bash test/controlplane/build.sh
+
+clean:
+	rm -rf dist coverage
