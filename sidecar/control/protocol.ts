@@ -1,0 +1,126 @@
+// The wire protocol of the operator -> sidecar policy stream, shared by both ends.
+// The stream is newline-delimited JSON over one long-lived HTTPS response; acks go back as
+// separate POSTs. It lives in the sidecar because the operator depends on the sidecar, never
+// the other way round.
+import type { CompiledPolicy } from '../policy/compiled.js';
+
+export const WATCH_PATH = '/v1/policy/watch';
+export const ACK_PATH = '/v1/policy/ack';
+export const TOKEN_AUDIENCE = 'llmproxy.io';
+export const STREAM_CONTENT_TYPE = 'application/x-ndjson';
+
+/** A single stream line may carry a whole policy with key material; anything bigger is refused. */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+/** An ack is a version, a flag and a short error. */
+export const MAX_ACK_BYTES = 16 * 1024;
+/** Nack reasons are truncated to this many characters before they are sent or stored. */
+export const MAX_ACK_ERROR_CHARS = 1024;
+
+export type ServerMessage =
+  | { type: 'hello'; heartbeatMs: number; pod: string }
+  | { type: 'policy'; policy: CompiledPolicy }
+  | { type: 'heartbeat' };
+
+export interface Ack {
+  version: string;
+  ok: boolean;
+  error?: string;
+}
+
+export function encodeMessage(message: ServerMessage): string {
+  return `${JSON.stringify(message)}\n`;
+}
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: 'line_too_long' | 'malformed_message',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Splits a byte stream into lines without trusting the peer: a line longer than the limit
+ * is an error (the buffer never grows past it), and bytes are decoded only per whole line
+ * so a multi-byte character split across chunks survives.
+ */
+export class LineDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxLineBytes = MAX_LINE_BYTES) {}
+
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, start)) {
+      this.append(chunk.subarray(start, i));
+      lines.push(Buffer.concat(this.pending).toString('utf8'));
+      this.pending = [];
+      this.pendingBytes = 0;
+      start = i + 1;
+    }
+    this.append(chunk.subarray(start));
+    return lines.filter((line) => line.trim() !== '');
+  }
+
+  private append(part: Buffer): void {
+    if (part.length === 0) return;
+    this.pendingBytes += part.length;
+    if (this.pendingBytes > this.maxLineBytes) {
+      throw new ProtocolError('line_too_long', `stream line exceeds ${this.maxLineBytes} bytes`);
+    }
+    this.pending.push(part);
+  }
+}
+
+/** Parses one stream line. Unknown message types are returned as undefined (forward compatible). */
+export function decodeServerMessage(line: string): ServerMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new ProtocolError('malformed_message', 'stream line is not JSON');
+  }
+  if (!isRecord(value) || typeof value.type !== 'string') {
+    throw new ProtocolError('malformed_message', 'stream message has no type');
+  }
+  switch (value.type) {
+    case 'hello':
+      if (typeof value.heartbeatMs !== 'number' || typeof value.pod !== 'string') {
+        throw new ProtocolError('malformed_message', 'hello message is malformed');
+      }
+      return { type: 'hello', heartbeatMs: value.heartbeatMs, pod: value.pod };
+    case 'heartbeat':
+      return { type: 'heartbeat' };
+    case 'policy':
+      if (!isRecord(value.policy)) {
+        throw new ProtocolError('malformed_message', 'policy message has no policy');
+      }
+      // Validated by the receiver with parseCompiledPolicy, which is the contract's own check.
+      return { type: 'policy', policy: value.policy as CompiledPolicy };
+    default:
+      return undefined;
+  }
+}
+
+/** Validates an untrusted ack body (already size-limited by the caller). */
+export function decodeAck(value: unknown): Ack | undefined {
+  if (!isRecord(value)) return undefined;
+  const { version, ok, error } = value;
+  if (typeof version !== 'string' || version.length === 0 || version.length > 128) return undefined;
+  if (typeof ok !== 'boolean') return undefined;
+  if (error !== undefined && typeof error !== 'string') return undefined;
+  const ack: Ack = { version, ok };
+  if (error !== undefined) ack.error = truncate(error, MAX_ACK_ERROR_CHARS);
+  return ack;
+}
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
