@@ -1,0 +1,146 @@
+// The sidecar's configuration: parsed once from argv and the environment, with an error per bad field.
+import { parseArgs } from 'node:util';
+import type { LogLevel } from './telemetry/log.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface SidecarConfig {
+  policyFile?: string;
+  pod: { namespace: string; labels: Record<string, string>; serviceAccount: string };
+  listen: ListenAddress;
+  adminListen: ListenAddress;
+  maxBodyBytes: number;
+  upstreamTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+export const USAGE = `usage: llmproxy-sidecar --policy-file FILE [options]
+
+  --policy-file FILE        a CompiledPolicy, or LlmPolicy/LlmBudget manifests (YAML or JSON);
+                            re-read when it changes
+  --pod-labels k=v,...      the pod's labels, to select manifests (env LLMPROXY_POD_LABELS)
+  --pod-namespace NS        the pod's namespace (env LLMPROXY_POD_NAMESPACE, default "default")
+  --service-account NAME    the pod's service account (default "default")
+  --listen HOST:PORT        the application's endpoint; loopback only (default 127.0.0.1:8787)
+  --admin-listen HOST:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:15020)
+  --max-body-bytes N        request body limit (default 1048576)
+  --upstream-timeout-ms N   provider silence before giving up (default 300000)
+  --log-level LEVEL         error|warn|info|debug (env LLMPROXY_LOG_LEVEL, default info)`;
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+const LABEL =
+  /^([a-z0-9A-Z]([-a-z0-9A-Z_./]{0,251}[a-z0-9A-Z])?)=([a-z0-9A-Z]([-a-z0-9A-Z_.]{0,61}[a-z0-9A-Z])?)?$/;
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      'policy-file': { type: 'string' },
+      'pod-labels': { type: 'string' },
+      'pod-namespace': { type: 'string' },
+      'service-account': { type: 'string' },
+      listen: { type: 'string' },
+      'admin-listen': { type: 'string' },
+      'max-body-bytes': { type: 'string' },
+      'upstream-timeout-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  const problems: string[] = [];
+  const listen = parseListen(values.listen ?? '127.0.0.1:8787', '--listen', problems);
+  if (listen && !isLoopback(listen.host)) {
+    problems.push(
+      '--listen: the application endpoint speaks plain HTTP, so it must bind a loopback address',
+    );
+  }
+  const adminListen = parseListen(
+    values['admin-listen'] ?? '127.0.0.1:15020',
+    '--admin-listen',
+    problems,
+  );
+  const logLevel = (values['log-level'] ?? env.LLMPROXY_LOG_LEVEL ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  const config: SidecarConfig = {
+    policyFile: values['policy-file'],
+    pod: {
+      namespace: values['pod-namespace'] ?? env.LLMPROXY_POD_NAMESPACE ?? 'default',
+      labels: parseLabels(values['pod-labels'] ?? env.LLMPROXY_POD_LABELS ?? '', problems),
+      serviceAccount: values['service-account'] ?? env.LLMPROXY_SERVICE_ACCOUNT ?? 'default',
+    },
+    listen: listen ?? { host: '127.0.0.1', port: 8787 },
+    adminListen: adminListen ?? { host: '127.0.0.1', port: 15020 },
+    maxBodyBytes: parseInteger(
+      values['max-body-bytes'],
+      1_048_576,
+      '--max-body-bytes',
+      1024,
+      problems,
+    ),
+    upstreamTimeoutMs: parseInteger(
+      values['upstream-timeout-ms'],
+      300_000,
+      '--upstream-timeout-ms',
+      100,
+      problems,
+    ),
+    logLevel,
+  };
+  if (!config.policyFile)
+    problems.push('--policy-file: required (standalone mode enforces the policy in that file)');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function parseListen(value: string, flag: string, problems: string[]): ListenAddress | undefined {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !Number.isInteger(port) || port > 65535) {
+    problems.push(`${flag}: expected HOST:PORT, e.g. 127.0.0.1:8787`);
+    return undefined;
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function parseLabels(value: string, problems: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of value.split(',').filter((p) => p.trim() !== '')) {
+    const match = LABEL.exec(pair.trim());
+    if (!match?.[1]) {
+      problems.push(`--pod-labels: "${pair.slice(0, 80)}" is not a key=value label`);
+      continue;
+    }
+    labels[match[1]] = match[3] ?? '';
+  }
+  return labels;
+}
+
+function parseInteger(
+  value: string | undefined,
+  fallback: number,
+  flag: string,
+  min: number,
+  problems: string[],
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    problems.push(`${flag}: expected a whole number of at least ${min}`);
+    return fallback;
+  }
+  return n;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}

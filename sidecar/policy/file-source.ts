@@ -1,0 +1,95 @@
+// Standalone mode's policy source: a file, re-read when it changes. Kubernetes mounts swap a
+// symlink rather than writing the file, so a change is noticed by polling its content too.
+import { readFile } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { InvalidPolicyError, parseCompiledPolicy, type CompiledPolicy } from './compiled.js';
+
+export interface PodIdentity {
+  namespace: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+}
+
+/** Turns manifests into a policy; supplied by the compiler so this module stays small. */
+export type ManifestCompiler = (text: string, pod: PodIdentity) => CompiledPolicy;
+
+export async function loadPolicyFile(
+  path: string,
+  pod: PodIdentity,
+  compileManifests?: ManifestCompiler,
+): Promise<CompiledPolicy> {
+  const text = await readFile(path, 'utf8');
+  return parsePolicyText(text, pod, compileManifests);
+}
+
+export function parsePolicyText(
+  text: string,
+  pod: PodIdentity,
+  compileManifests?: ManifestCompiler,
+): CompiledPolicy {
+  const documents = parseAllDocuments(text);
+  if (!Array.isArray(documents))
+    throw new InvalidPolicyError(['file holds no YAML or JSON document']);
+  const values = documents
+    .map((doc) => {
+      if (doc.errors.length > 0)
+        throw new InvalidPolicyError([
+          `not valid YAML or JSON: ${doc.errors[0]?.code ?? 'parse error'}`,
+        ]);
+      return doc.toJS({ maxAliasCount: 100 }) as unknown;
+    })
+    .filter((value) => value !== null && value !== undefined);
+  const kinds = values.map((value) => (value as { kind?: unknown }).kind);
+  if (values.length === 1 && kinds[0] === 'CompiledPolicy') return parseCompiledPolicy(values[0]);
+  if (kinds.includes('CompiledPolicy')) {
+    throw new InvalidPolicyError(['a CompiledPolicy file must hold exactly one document']);
+  }
+  if (!compileManifests) throw new InvalidPolicyError(['file holds no CompiledPolicy']);
+  return compileManifests(text, pod);
+}
+
+export interface PolicyFileWatcher {
+  close(): void;
+}
+
+/** Calls onText with the file's content whenever it differs from the last content seen. */
+export function watchPolicyFile(
+  path: string,
+  onText: (text: string) => void,
+  onError: (error: Error) => void,
+  pollMs = 2000,
+): PolicyFileWatcher {
+  let last: string | undefined;
+  let closed = false;
+  const check = () => {
+    readFile(path, 'utf8').then(
+      (text) => {
+        if (closed || text === last) return;
+        last = text;
+        onText(text);
+      },
+      (error: Error) => {
+        if (!closed) onError(error);
+      },
+    );
+  };
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(path), { persistent: false }, check);
+    watcher.on('error', () => watcher?.close());
+  } catch {
+    watcher = undefined;
+  }
+  const timer = setInterval(check, pollMs);
+  timer.unref();
+  check();
+  return {
+    close() {
+      closed = true;
+      clearInterval(timer);
+      watcher?.close();
+    },
+  };
+}

@@ -1,0 +1,329 @@
+// The request path of DESIGN.md, one step after another:
+// route → bounded body → model scope → key → forward → relay (streaming too) → log.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { ProviderType } from '../policy/compiled.js';
+import type { RuntimePolicy, RuntimeProvider } from '../policy/runtime.js';
+import { adapterFor, type Endpoint, type ProviderAdapter } from '../providers/index.js';
+import type { Logger } from '../telemetry/log.js';
+import { UpstreamError, type Upstream } from '../upstream/forward.js';
+import { ClientGoneError, readBoundedBody } from './body.js';
+import { errorResponse, ProxyError, streamErrorEvent } from './errors.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { checkRequestTarget } from './path.js';
+
+/** What the pipeline needs from the key store (sidecar/secrets). */
+export interface Keys {
+  key(provider: string): Promise<string | undefined>;
+  refresh(provider: string): Promise<boolean>;
+}
+
+export interface PipelineOptions {
+  currentPolicy(): RuntimePolicy | undefined;
+  keys: Keys;
+  upstream: Upstream;
+  log: Logger;
+  maxBodyBytes: number;
+  upstreamTimeoutMs: number;
+}
+
+const MODEL_NAME = /^[\x21-\x7e]{1,256}$/;
+const AZURE_API_VERSION = /^[A-Za-z0-9.-]{1,32}$/;
+
+/** Per-request facts gathered along the way, for the access log. */
+interface Exchange {
+  started: number;
+  provider?: RuntimeProvider;
+  adapter?: ProviderAdapter;
+  model?: string;
+  status?: number;
+  code?: string;
+}
+
+export function createPipeline(options: PipelineOptions) {
+  const { log } = options;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const exchange: Exchange = { started: performance.now() };
+    try {
+      await proxy(req, res, exchange);
+    } catch (error) {
+      refuse(res, exchange, toProxyError(error));
+    } finally {
+      accessLog(req, exchange);
+    }
+  }
+
+  async function proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: Exchange,
+  ): Promise<void> {
+    const runtime = options.currentPolicy();
+    if (!runtime)
+      throw new ProxyError(
+        'policy_unavailable',
+        'this sidecar has no policy yet, so it allows nothing; retry shortly',
+      );
+
+    const target = checkRequestTarget(req.url ?? '');
+    if (!target.ok) throw new ProxyError('invalid_request', `bad request path: ${target.reason}`);
+    const provider = runtime.providers.get(target.provider);
+    if (!provider) {
+      throw new ProxyError(
+        'provider_not_found',
+        `no provider named "${target.provider.slice(0, 63)}" is granted to this pod`,
+      );
+    }
+    exchange.provider = provider;
+    const adapter = adapterFor(provider.grant.type);
+    exchange.adapter = adapter;
+    const endpoint = adapter.endpoint(target.rest);
+    if (!endpoint)
+      throw new ProxyError(
+        'route_not_found',
+        `${provider.grant.type} endpoint ${target.rest.slice(0, 128)} is not proxied`,
+      );
+    if (req.method !== 'POST') {
+      throw new ProxyError('method_not_allowed', `${target.rest.slice(0, 128)} accepts POST only`, {
+        allow: 'POST',
+      });
+    }
+    if (!isJson(req.headers['content-type'])) {
+      throw new ProxyError('unsupported_media_type', 'request body must be application/json');
+    }
+
+    const limit = Math.min(
+      options.maxBodyBytes,
+      runtime.policy.dataProtection?.maxRequestBytes ?? Infinity,
+    );
+    const raw = await readBoundedBody(req, limit);
+    const body = parseJsonObject(raw);
+    const model = adapter.requestedModel(body, endpoint);
+    if (typeof model !== 'string' || !MODEL_NAME.test(model)) {
+      throw new ProxyError(
+        'invalid_request',
+        'request must name a model as a string of printable characters',
+      );
+    }
+    exchange.model = model;
+
+    const decision = provider.scope.decide(model);
+    if (!decision.allowed) {
+      throw new ProxyError(
+        'model_not_allowed',
+        `model "${model}" is not allowed for provider "${provider.grant.name}" by this pod's policy`,
+      );
+    }
+    if (decision.maxOutputTokens !== undefined)
+      adapter.capOutputTokens(body, endpoint, decision.maxOutputTokens);
+
+    const outgoing = Buffer.from(JSON.stringify(body));
+    const url = upstreamUrl(provider, target.rest, target.query);
+    await forward(req, res, exchange, {
+      provider,
+      adapter,
+      endpoint,
+      url,
+      outgoing,
+      streaming: adapter.isStreaming(body),
+    });
+  }
+
+  interface Prepared {
+    provider: RuntimeProvider;
+    adapter: ProviderAdapter;
+    endpoint: Endpoint;
+    url: URL;
+    outgoing: Buffer;
+    streaming: boolean;
+  }
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: Exchange,
+    p: Prepared,
+  ): Promise<void> {
+    const name = p.provider.grant.name;
+    let upstreamRes = await send(req, res, p);
+    // A rejected key may just have been rotated: re-read it once and replay the (buffered) body.
+    if (isAuthFailure(upstreamRes.statusCode)) {
+      upstreamRes.resume();
+      const changed = await options.keys.refresh(name).catch(() => false);
+      if (changed) upstreamRes = await send(req, res, p);
+      if (isAuthFailure(upstreamRes.statusCode)) {
+        upstreamRes.resume();
+        throw new ProxyError(
+          'credentials_unavailable',
+          `provider "${name}" rejected the key llmproxy holds for it; the platform team must check the secret`,
+        );
+      }
+    }
+    await relay(res, upstreamRes, exchange, p);
+  }
+
+  async function send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: Prepared,
+  ): Promise<IncomingMessage> {
+    const key = await options.keys.key(p.provider.grant.name);
+    const headers = {
+      ...upstreamRequestHeaders(req.headers, p.adapter.defaultHeaders),
+      ...(key === undefined ? {} : p.adapter.credentialHeaders(key)),
+    };
+    try {
+      return await options.upstream.send(req, res, {
+        url: p.url,
+        headers,
+        body: p.outgoing,
+        timeoutMs: options.upstreamTimeoutMs,
+      });
+    } catch (error) {
+      throw toProxyError(error);
+    }
+  }
+
+  function relay(
+    res: ServerResponse,
+    upstreamRes: IncomingMessage,
+    exchange: Exchange,
+    p: Prepared,
+  ): Promise<void> {
+    const status = upstreamRes.statusCode ?? 502;
+    exchange.status = status;
+    const headers = clientResponseHeaders(upstreamRes.headers);
+    if (!p.streaming && upstreamRes.headers['content-length'] !== undefined) {
+      headers['content-length'] = upstreamRes.headers['content-length'];
+    }
+    res.writeHead(status, headers);
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        resolve();
+      };
+      upstreamRes.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) {
+          upstreamRes.pause();
+          res.once('drain', () => upstreamRes.resume());
+        }
+      });
+      upstreamRes.on('end', () => {
+        res.end();
+        done();
+      });
+      // The provider went away mid-body: close the client's stream in a way its SDK understands.
+      upstreamRes.on('error', () => {
+        exchange.code = 'upstream_unavailable';
+        if (!res.writableEnded && !res.destroyed) {
+          if (p.streaming)
+            res.write(
+              streamErrorEvent(
+                new ProxyError('upstream_unavailable', 'the provider closed the stream early'),
+                p.provider.grant.type,
+              ),
+            );
+          res.end();
+        }
+        done();
+      });
+      // The client went away: http-proxy destroys the upstream request on res 'close'.
+      res.on('close', () => {
+        if (!res.writableFinished) {
+          exchange.code = 'client_closed';
+          upstreamRes.destroy();
+        }
+        done();
+      });
+    });
+  }
+
+  function refuse(res: ServerResponse, exchange: Exchange, error: ProxyError): void {
+    exchange.code = error.code;
+    exchange.status = error.status;
+    if (res.headersSent || res.destroyed) {
+      if (!res.writableEnded) res.end();
+      return;
+    }
+    const response = errorResponse(error, exchange.adapter?.type as ProviderType | undefined);
+    // A body we refused unread is still on the socket: close it rather than read it.
+    const unread = !res.req.complete;
+    res.writeHead(response.status, {
+      ...response.headers,
+      ...(unread ? { connection: 'close' } : {}),
+    });
+    res.end(response.body);
+  }
+
+  function accessLog(req: IncomingMessage, exchange: Exchange): void {
+    log.info('request', {
+      event: 'access',
+      method: req.method,
+      provider: exchange.provider?.grant.name,
+      model: exchange.model,
+      status: exchange.status,
+      code: exchange.code,
+      decision:
+        exchange.code === undefined || exchange.code === 'client_closed' ? 'allowed' : 'refused',
+      durationMs: Math.round((performance.now() - exchange.started) * 100) / 100,
+    });
+  }
+
+  return { handle };
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const type = contentType.split(';', 1)[0]?.trim().toLowerCase();
+  return type === 'application/json';
+}
+
+function parseJsonObject(raw: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new ProxyError('invalid_request', 'request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProxyError('invalid_request', 'request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function upstreamUrl(provider: RuntimeProvider, rest: string, query: string): URL {
+  const base = provider.target;
+  const url = new URL(base.href);
+  url.pathname = `${base.pathname.replace(/\/$/, '')}${rest}`;
+  url.search = '';
+  if (provider.grant.type === 'azure-openai') {
+    const requested = new URLSearchParams(query).get('api-version');
+    const version =
+      requested && AZURE_API_VERSION.test(requested) ? requested : provider.grant.apiVersion;
+    if (version) url.searchParams.set('api-version', version);
+  }
+  return url;
+}
+
+function isAuthFailure(status: number | undefined): boolean {
+  return status === 401 || status === 403;
+}
+
+function toProxyError(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (error instanceof ClientGoneError)
+    return new ProxyError('invalid_request', 'client closed the connection');
+  if (error instanceof UpstreamError) {
+    return error.failure === 'timeout'
+      ? new ProxyError('upstream_timeout', 'the provider did not answer in time')
+      : new ProxyError('upstream_unavailable', 'the provider could not be reached');
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'credentials_unavailable') {
+    return new ProxyError('credentials_unavailable', (error as Error).message);
+  }
+  return new ProxyError('upstream_unavailable', 'the request failed inside the proxy');
+}

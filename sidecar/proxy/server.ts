@@ -1,0 +1,81 @@
+// The application-facing listener: express routes `/{provider}/...` into the pipeline, and every
+// malformed request the HTTP parser rejects still gets a JSON error instead of a bare reset.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import express from 'express';
+import { errorResponse, ProxyError } from './errors.js';
+
+export interface ProxyServerOptions {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Time allowed for a whole request (head and body) to arrive: bounds slow clients. */
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
+}
+
+export function createProxyServer(options: ProxyServerOptions): http.Server {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+  app.all('/:provider/*rest', (req, res) => {
+    void options.handle(req, res);
+  });
+  app.use((_req: express.Request, res: express.Response) => {
+    send(
+      res,
+      new ProxyError(
+        'route_not_found',
+        'llmproxy serves /{provider}/... only, e.g. /openai/v1/chat/completions',
+      ),
+    );
+  });
+  app.use(
+    (
+      _error: unknown,
+      _req: express.Request,
+      res: express.Response,
+      _next: express.NextFunction,
+    ) => {
+      send(res, new ProxyError('invalid_request', 'malformed request'));
+    },
+  );
+
+  const server = http.createServer(
+    {
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      keepAliveTimeout: 5_000,
+    },
+    app,
+  );
+  server.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
+    onClientError(error, socket),
+  );
+  return server;
+}
+
+function send(res: ServerResponse, error: ProxyError): void {
+  if (res.headersSent) return void res.end();
+  const response = errorResponse(error, undefined);
+  res.writeHead(response.status, response.headers);
+  res.end(response.body);
+}
+
+/** Requests Node's parser refuses (smuggling, oversized headers, timeouts) never reach express. */
+function onClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const refusal =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new ProxyError('invalid_request', 'request headers are too large', {}, 431)
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ProxyError('invalid_request', 'request did not arrive in time', {}, 408)
+        : new ProxyError('invalid_request', 'malformed HTTP request');
+  const response = errorResponse(refusal, undefined);
+  const head = [`HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? 'Error'}`];
+  for (const [name, value] of Object.entries(response.headers)) head.push(`${name}: ${value}`);
+  head.push(`content-length: ${Buffer.byteLength(response.body)}`, 'connection: close');
+  socket.end(`${head.join('\r\n')}\r\n\r\n${response.body}`);
+}
