@@ -2,13 +2,22 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 export const FileCredentials = Type.Object(
-  { path: Type.String({ minLength: 1, description: 'A mounted secret file; re-read when it changes.' }) },
+  {
+    path: Type.String({
+      minLength: 1,
+      description: 'A mounted secret file; re-read when it changes.',
+    }),
+  },
   { additionalProperties: false },
 );
 
 export const AwsSecretsManagerCredentials = Type.Object(
   {
-    secretId: Type.String({ minLength: 1, maxLength: 2048, description: 'Secret name or full ARN.' }),
+    secretId: Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description: 'Secret name or full ARN.',
+    }),
     region: Type.Optional(Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-\\d$' })),
     jsonKey: Type.Optional(Type.String({ minLength: 1 })),
     versionStage: Type.Optional(Type.String({ minLength: 1, default: 'AWSCURRENT' })),
@@ -22,7 +31,10 @@ export const AwsSecretsManagerCredentials = Type.Object(
 
 export const Credentials = Type.Union([
   Type.Object({ file: FileCredentials }, { additionalProperties: false }),
-  Type.Object({ none: Type.Object({}, { additionalProperties: false }) }, { additionalProperties: false }),
+  Type.Object(
+    { none: Type.Object({}, { additionalProperties: false }) },
+    { additionalProperties: false },
+  ),
   Type.Object({ awsSecretsManager: AwsSecretsManagerCredentials }, { additionalProperties: false }),
 ]);
 
