@@ -1,0 +1,202 @@
+// Finds the policies and budgets that select a pod without scanning them all, and compiles each
+// distinct selection once: pods of one Deployment share labels, so they share a CompiledPolicy.
+import type { LabelSelector, LlmBudget, LlmPolicy } from '../../../crds/v1alpha1/index.js';
+import type { CompiledPolicy } from '../compiled.js';
+import { canonicalJson } from '../compiled.js';
+import { compareStrings, mergeSelected, originOf, type CompileResult } from './compile.js';
+import { podKeys, selectorAnchors, selectorMatches, type Labels } from './selector.js';
+
+/** What the compiler needs to know about a pod. */
+export interface PodIdentity {
+  namespace: string;
+  labels: Labels;
+  serviceAccount: string;
+}
+
+export interface CompilerIndex {
+  /** The pod's CompiledPolicy (same selection → the same object). */
+  compileFor(pod: PodIdentity): CompiledPolicy;
+  /** Also reports providers defined differently by two granting policies. */
+  compileDetailed(pod: PodIdentity): CompileResult;
+  /** `namespace/name` of the policies that select the pod, sorted (for status.selectedPods). */
+  policiesFor(pod: PodIdentity): string[];
+  /** `namespace/name` of the budgets that apply to the pod, sorted. */
+  budgetsFor(pod: PodIdentity): string[];
+}
+
+interface Selecting<T> {
+  object: T;
+  origin: string;
+  selector: LabelSelector;
+}
+
+/** Selectors of one namespace, reachable from the labels a pod carries. */
+class SelectorTable<T> {
+  private readonly anchored = new Map<string, number[]>();
+  private readonly unanchored: number[] = [];
+
+  constructor(readonly entries: readonly Selecting<T>[]) {
+    entries.forEach((entry, i) => {
+      const anchors = selectorAnchors(entry.selector);
+      if (!anchors) {
+        this.unanchored.push(i);
+        return;
+      }
+      for (const key of new Set(anchors)) {
+        const list = this.anchored.get(key) ?? [];
+        list.push(i);
+        this.anchored.set(key, list);
+      }
+    });
+  }
+
+  /** Indices (ascending, so in origin order) of the entries whose selector matches. */
+  matching(labels: Labels, accept: (entry: Selecting<T>) => boolean): number[] {
+    const candidates = new Set<number>(this.unanchored);
+    for (const key of podKeys(labels)) {
+      for (const i of this.anchored.get(key) ?? []) candidates.add(i);
+    }
+    return [...candidates]
+      .filter((i) => {
+        const entry = this.entries[i]!;
+        return selectorMatches(entry.selector, labels) && accept(entry);
+      })
+      .sort((a, b) => a - b);
+  }
+}
+
+interface NamespaceIndex {
+  policies: SelectorTable<LlmPolicy>;
+  budgets: SelectorTable<LlmBudget>;
+  /** Budgets with a policyRef, by the referenced policy's origin. */
+  budgetsByPolicy: Map<string, number[]>;
+  /** Index into the namespace's sorted budget list, for policyRef budgets. */
+  refBudgets: readonly Selecting<LlmBudget>[];
+}
+
+/** Sorted by origin; identical origins (which the API server never produces) by content. */
+function byOrigin<T extends { metadata: { name: string; namespace?: string } }>(
+  objects: readonly T[],
+) {
+  return objects
+    .map((object) => ({ object, origin: originOf(object) }))
+    .sort(
+      (a, b) =>
+        compareStrings(a.origin, b.origin) ||
+        compareStrings(canonicalJson(a.object), canonicalJson(b.object)),
+    );
+}
+
+function namespaceOf(object: { metadata: { namespace?: string } }): string {
+  return object.metadata.namespace ?? 'default';
+}
+
+function groupByNamespace<T extends { metadata: { namespace?: string } }>(objects: readonly T[]) {
+  const groups = new Map<string, T[]>();
+  for (const object of objects) {
+    const list = groups.get(namespaceOf(object)) ?? [];
+    list.push(object);
+    groups.set(namespaceOf(object), list);
+  }
+  return groups;
+}
+
+const EMPTY_SELECTOR: LabelSelector = {};
+
+function buildNamespace(
+  policies: readonly LlmPolicy[],
+  budgets: readonly LlmBudget[],
+): NamespaceIndex {
+  const sortedPolicies = byOrigin(policies).map(({ object, origin }) => ({
+    object,
+    origin,
+    selector: object.spec.podSelector ?? EMPTY_SELECTOR,
+  }));
+  const sortedBudgets = byOrigin(budgets);
+  const selectorBudgets = sortedBudgets
+    .filter(({ object }) => object.spec.podSelector !== undefined)
+    .map(({ object, origin }) => ({ object, origin, selector: object.spec.podSelector! }));
+  const refBudgets = sortedBudgets
+    .filter(({ object }) => object.spec.podSelector === undefined && object.spec.policyRef)
+    .map(({ object, origin }) => ({ object, origin, selector: EMPTY_SELECTOR }));
+  const budgetsByPolicy = new Map<string, number[]>();
+  refBudgets.forEach(({ object }, i) => {
+    const target = `${namespaceOf(object)}/${object.spec.policyRef!.name}`;
+    budgetsByPolicy.set(target, [...(budgetsByPolicy.get(target) ?? []), i]);
+  });
+  return {
+    policies: new SelectorTable(sortedPolicies),
+    budgets: new SelectorTable(selectorBudgets),
+    budgetsByPolicy,
+    refBudgets,
+  };
+}
+
+function servesAccount(policy: LlmPolicy, serviceAccount: string): boolean {
+  const names = policy.spec.serviceAccountNames;
+  return names === undefined || names.length === 0 || names.includes(serviceAccount);
+}
+
+/**
+ * Indexes a snapshot of policies and budgets (any namespaces) for fast per-pod compilation.
+ * The index is immutable: rebuild it when the snapshot changes (it is cheap).
+ */
+export function createCompilerIndex(
+  policies: readonly LlmPolicy[],
+  budgets: readonly LlmBudget[],
+): CompilerIndex {
+  const policyGroups = groupByNamespace(policies);
+  const budgetGroups = groupByNamespace(budgets);
+  const namespaces = new Map<string, NamespaceIndex>();
+  for (const ns of new Set([...policyGroups.keys(), ...budgetGroups.keys()])) {
+    namespaces.set(ns, buildNamespace(policyGroups.get(ns) ?? [], budgetGroups.get(ns) ?? []));
+  }
+  const empty = buildNamespace([], []);
+  const cache = new Map<string, CompileResult>();
+
+  function select(pod: PodIdentity) {
+    const index = namespaces.get(pod.namespace) ?? empty;
+    const policyIdx = index.policies.matching(pod.labels, (e) =>
+      servesAccount(e.object, pod.serviceAccount),
+    );
+    const selected = policyIdx.map((i) => index.policies.entries[i]!);
+    const viaSelector = index.budgets
+      .matching(pod.labels, () => true)
+      .map((i) => index.budgets.entries[i]!);
+    const viaPolicy = selected.flatMap((p) =>
+      (index.budgetsByPolicy.get(p.origin) ?? []).map((i) => index.refBudgets[i]!),
+    );
+    const budgetsSelected = [...viaSelector, ...viaPolicy].sort((a, b) =>
+      compareStrings(a.origin, b.origin),
+    );
+    // Positions, not names, identify a selection: they stay unique even if two inputs share a name.
+    const key = [
+      pod.namespace,
+      policyIdx.join(','),
+      budgetsSelected
+        .map((b) => index.budgets.entries.indexOf(b) + ':' + index.refBudgets.indexOf(b))
+        .join(','),
+    ].join('\u0000');
+    return { selected, budgetsSelected, key };
+  }
+
+  function compileDetailed(pod: PodIdentity): CompileResult {
+    const { selected, budgetsSelected, key } = select(pod);
+    let result = cache.get(key);
+    if (!result) {
+      result = mergeSelected(
+        selected.map((s) => s.object),
+        budgetsSelected.map((b) => b.object),
+      );
+      cache.set(key, result);
+    }
+    return result;
+  }
+
+  return {
+    compileFor: (pod) => compileDetailed(pod).policy,
+    compileDetailed,
+    policiesFor: (pod) => select(pod).selected.map((s) => s.origin),
+    budgetsFor: (pod) => select(pod).budgetsSelected.map((b) => b.origin),
+  };
+}
