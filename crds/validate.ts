@@ -146,10 +146,31 @@ export function celProblems(schema: TSchema, value: unknown, path: string): stri
       if (child) problems.push(...celProblems(child, childValue, joinPath(path, `.${key}`)));
     }
   }
+  if (Array.isArray(value)) problems.push(...duplicateProblems(schema, value, path));
   const items = schema.items as TSchema | undefined;
   if (items && Array.isArray(value)) {
     value.forEach((item, i) => problems.push(...celProblems(items, item, `${path}[${i}]`)));
   }
+  return problems;
+}
+
+/** list-type map and set forbid duplicates, as the API server enforces. */
+function duplicateProblems(schema: TSchema, list: unknown[], path: string): string[] {
+  const listType = schema['x-kubernetes-list-type'] as string | undefined;
+  const keys = schema['x-kubernetes-list-map-keys'] as string[] | undefined;
+  if (listType !== 'map' && listType !== 'set') return [];
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  list.forEach((item, i) => {
+    const identity =
+      listType === 'map'
+        ? JSON.stringify(
+            Object.fromEntries((keys ?? []).map((k) => [k, (item as Record<string, unknown>)[k]])),
+          )
+        : JSON.stringify(item);
+    if (seen.has(identity)) problems.push(`${path}[${i}]: Duplicate value: ${identity}`);
+    seen.add(identity);
+  });
   return problems;
 }
 
