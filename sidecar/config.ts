@@ -14,6 +14,7 @@ export interface SidecarConfig {
   adminListen: ListenAddress;
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
+  requestTimeoutMs: number;
   logLevel: LogLevel;
 }
 
@@ -34,6 +35,7 @@ export const USAGE = `usage: llmproxy-sidecar --policy-file FILE [options]
   --admin-listen HOST:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:15020)
   --max-body-bytes N        request body limit (default 1048576)
   --upstream-timeout-ms N   provider silence before giving up (default 300000)
+  --request-timeout-ms N    time for a client to send a whole request (default 30000)
   --log-level LEVEL         error|warn|info|debug (env LLMPROXY_LOG_LEVEL, default info)`;
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -53,6 +55,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       'admin-listen': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'upstream-timeout-ms': { type: 'string' },
+      'request-timeout-ms': { type: 'string' },
       'log-level': { type: 'string' },
     },
   });
@@ -91,6 +94,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       values['upstream-timeout-ms'],
       300_000,
       '--upstream-timeout-ms',
+      100,
+      problems,
+    ),
+    requestTimeoutMs: parseInteger(
+      values['request-timeout-ms'],
+      30_000,
+      '--request-timeout-ms',
       100,
       problems,
     ),

@@ -57,7 +57,11 @@ async function main(): Promise<void> {
       }),
   );
 
-  const proxyServer = createProxyServer({ handle: pipeline.handle });
+  const proxyServer = createProxyServer({
+    handle: pipeline.handle,
+    requestTimeoutMs: config.requestTimeoutMs,
+    headersTimeoutMs: Math.min(config.requestTimeoutMs, 10_000),
+  });
   const adminServer = createAdminServer({
     readiness: () => {
       const reasons: string[] = [];

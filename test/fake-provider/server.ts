@@ -106,7 +106,7 @@ export async function startFakeProvider(
       );
     const model = typeof body.model === 'string' ? body.model : 'unknown';
     if (body.stream === true) return stream(res, req.url ?? '', model, body, b);
-    return json(res, 200, completion(req.url ?? '', model, b));
+    return json(res, 200, completion(req.url ?? '', model, b, body));
   }
 
   async function stream(
@@ -156,7 +156,12 @@ export async function startFakeProvider(
   };
 }
 
-function completion(path: string, model: string, b: Behavior): unknown {
+function completion(
+  path: string,
+  model: string,
+  b: Behavior,
+  body: Record<string, unknown>,
+): unknown {
   const usage = b.noUsage ? undefined : USAGE;
   if (path.endsWith('/messages')) {
     return {
@@ -178,10 +183,15 @@ function completion(path: string, model: string, b: Behavior): unknown {
     };
   }
   if (path.endsWith('/embeddings')) {
+    const vector = [0.5, 0.25, 0.125];
+    const embedding =
+      body.encoding_format === 'base64'
+        ? Buffer.from(new Float32Array(vector).buffer).toString('base64')
+        : vector;
     return {
       object: 'list',
       model,
-      data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
+      data: [{ object: 'embedding', index: 0, embedding }],
       usage: b.noUsage ? undefined : { prompt_tokens: 12, total_tokens: 12 },
     };
   }

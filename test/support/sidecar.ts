@@ -1,0 +1,172 @@
+// Runs the built sidecar (dist/) as a real process, the way a pod runs it, and keeps every byte
+// it writes so tests can look for leaks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const SIDECAR_MAIN = join(ROOT, 'dist/sidecar/main.js');
+
+export interface RunningSidecar {
+  url: string;
+  adminUrl: string;
+  policyPath: string;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+  writePolicy(policy: unknown): void;
+  /** Resolves once the sidecar's output contains the text. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  process: ChildProcess;
+  stop(): Promise<number | null>;
+}
+
+export interface SidecarOptions {
+  policy: unknown;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Wait for /readyz (default) or only for the listener. */
+  waitFor?: 'ready' | 'listening';
+}
+
+export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
+  if (!existsSync(SIDECAR_MAIN))
+    throw new Error('dist/sidecar/main.js is missing: run `npm run build` (make test does)');
+  const dir = mkdtempSync(join(tmpdir(), 'llmproxy-sidecar-'));
+  const policyPath = join(dir, 'policy.yaml');
+  const writePolicy = (policy: unknown) =>
+    writeFileSync(policyPath, typeof policy === 'string' ? policy : stringify(policy));
+  writePolicy(options.policy);
+  const [port, adminPort] = await Promise.all([freePort(), freePort()]);
+  const child = spawn(
+    process.execPath,
+    [
+      SIDECAR_MAIN,
+      '--policy-file',
+      policyPath,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--admin-listen',
+      `127.0.0.1:${adminPort}`,
+      ...(options.args ?? []),
+    ],
+    { env: { PATH: process.env.PATH, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const waiters: Array<() => void> = [];
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    for (const wake of waiters.splice(0)) wake();
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((resolveExit) =>
+    child.once('exit', (code) => resolveExit(code)),
+  );
+
+  const sidecar: RunningSidecar = {
+    url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    policyPath,
+    output: () => output,
+    writePolicy,
+    process: child,
+    async waitForOutput(text, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!output.includes(text)) {
+        if (Date.now() > deadline)
+          throw new Error(`sidecar never printed "${text}"; output:\n${output}`);
+        await new Promise<void>((wake) => {
+          waiters.push(wake);
+          setTimeout(wake, 200);
+        });
+      }
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      const code = await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+  try {
+    await waitUntil(async () => {
+      if (child.exitCode !== null)
+        throw new Error(`sidecar exited with ${child.exitCode}:\n${output}`);
+      const res = await fetch(
+        `${sidecar.adminUrl}/${options.waitFor === 'listening' ? 'healthz' : 'readyz'}`,
+      ).catch(() => undefined);
+      return res?.status === 200;
+    }, 15_000);
+  } catch (error) {
+    await sidecar.stop();
+    throw error;
+  }
+  return sidecar;
+}
+
+export async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A minimal CompiledPolicy granting the fake provider under both provider names. */
+export function basicPolicy(
+  fakeUrl: string,
+  overrides: { keyFile?: string; openaiCap?: number } = {},
+): Record<string, unknown> {
+  const credentials = overrides.keyFile ? { file: { path: overrides.keyFile } } : { none: {} };
+  return {
+    apiVersion: 'llmproxy.io/v1alpha1',
+    kind: 'CompiledPolicy',
+    providers: [
+      {
+        name: 'openai',
+        type: 'openai',
+        baseURL: fakeUrl,
+        credentials,
+        models: {
+          allow: [
+            {
+              pattern: 'gpt-4o-mini',
+              ...(overrides.openaiCap ? { maxOutputTokens: overrides.openaiCap } : {}),
+            },
+            { pattern: 'text-embedding-3-*' },
+          ],
+          deny: [{ pattern: 'gpt-4o-mini-realtime*' }],
+        },
+      },
+      {
+        name: 'anthropic',
+        type: 'anthropic',
+        baseURL: fakeUrl,
+        credentials,
+        models: { allow: [{ pattern: 'claude-*-haiku*', maxOutputTokens: 256 }], deny: [] },
+      },
+    ],
+  };
+}
