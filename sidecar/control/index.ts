@@ -1,0 +1,6 @@
+export {
+  connectToOperator,
+  type OperatorClientOptions,
+  type OperatorConnection,
+  type OperatorConnectionState,
+} from './client.js';
