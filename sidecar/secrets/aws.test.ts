@@ -14,6 +14,13 @@ describe('toReadError', () => {
     [{ name: 'Error', $metadata: { httpStatusCode: 503 } }, 'unreachable'],
     [{ name: 'Error', code: 'ECONNREFUSED', $metadata: {} }, 'unreachable'],
     [{ name: 'TimeoutError' }, 'unreachable'],
+    [
+      {
+        name: 'Error',
+        message: 'AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:1',
+      },
+      'unreachable',
+    ],
     [{ name: 'Weird', $metadata: { httpStatusCode: 400 } }, 'aws_error'],
   ])('classifies %j as %s', (error, reason) => {
     expect(toReadError(error).reason).toBe(reason);
@@ -30,6 +37,11 @@ describe('toReadError', () => {
 
   it('drops an error name that is not a plain identifier', () => {
     expect(toReadError({ name: 'x y <script>' }).awsError).toBeUndefined();
+  });
+
+  it('names the HTTP status when the SDK could not parse the error response', () => {
+    const mapped = toReadError({ name: 'SyntaxError', $metadata: { httpStatusCode: 403 } });
+    expect(mapped).toMatchObject({ reason: 'access_denied', awsError: 'HTTP403' });
   });
 });
 

@@ -101,17 +101,37 @@ export function toReadError(error: unknown): SecretReadError {
     $fault?: unknown;
     $metadata?: { httpStatusCode?: number };
   };
-  const name = typeof e.name === 'string' && /^[A-Za-z]{1,64}$/.test(e.name) ? e.name : undefined;
   const status = e.$metadata?.httpStatusCode;
-  const known = name ? reasonByErrorName[name] : undefined;
-  if (known) return new SecretReadError(known, name);
+  const rawName = typeof e.name === 'string' && /^[A-Za-z]{1,64}$/.test(e.name) ? e.name : '';
+  const known = reasonByErrorName[rawName];
+  if (known) return new SecretReadError(known, rawName);
+  // A response the SDK could not parse (a proxy's HTML page, an XML error) surfaces as a
+  // JavaScript error such as SyntaxError: name the HTTP status instead, which is what happened.
+  const name = /Exception$|Fault$/.test(rawName)
+    ? rawName
+    : status !== undefined
+      ? `HTTP${status}`
+      : undefined;
   if (status === 403) return new SecretReadError('access_denied', name);
   if (e.$fault === 'server' || (status !== undefined && status >= 500)) {
     return new SecretReadError('unreachable', name);
   }
   // Socket-level failures (ECONNREFUSED, ENOTFOUND, ECONNRESET...) never got an HTTP status.
-  if (status === undefined && typeof e.code === 'string' && /^E[A-Z_]+$/.test(e.code)) {
-    return new SecretReadError('unreachable', e.code);
-  }
+  const errno = status === undefined ? socketErrorCode(error) : undefined;
+  if (errno) return new SecretReadError('unreachable', errno);
   return new SecretReadError('aws_error', name);
+}
+
+const SOCKET_ERRORS =
+  /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE|ECONNABORTED)\b/;
+
+/**
+ * The errno code of a connection failure. The SDK's retry layer re-wraps errors it does not
+ * recognise as its own `Error` (a socket error from another realm, for one) into a bare message,
+ * so the code is also looked for there; only the matched code is kept, never the message.
+ */
+function socketErrorCode(error: unknown): string | undefined {
+  const e = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && /^E[A-Z_]+$/.test(e.code)) return e.code;
+  return typeof e.message === 'string' ? SOCKET_ERRORS.exec(e.message)?.[1] : undefined;
 }

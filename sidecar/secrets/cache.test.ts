@@ -183,6 +183,18 @@ describe('SecretCache', () => {
     cache.close();
   });
 
+  it('answers back-to-back forced refreshes with the first one’s outcome, calling Secrets Manager once', async () => {
+    const sm = fakeSecretsManager(canary());
+    const cache = cacheFor(sm.adapter);
+    await cache.get();
+    sm.rotate(canary());
+    await expect(cache.refresh()).resolves.toBe(true);
+    await expect(cache.refresh()).resolves.toBe(true);
+    expect(sm.state.describes).toBe(1);
+    expect(sm.state.gets).toBe(2);
+    cache.close();
+  });
+
   it('answers "unchanged" without calling Secrets Manager when forced refreshes come back to back', async () => {
     const sm = fakeSecretsManager(canary());
     const cache = cacheFor(sm.adapter);

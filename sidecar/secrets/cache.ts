@@ -41,6 +41,7 @@ export class SecretCache {
   private inflight: Promise<boolean> | undefined;
   private failure: { error: SecretReadError; at: number; count: number } | undefined;
   private lastForcedAt: number | undefined;
+  private lastForcedChanged = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private refreshIntervalMs: number;
@@ -95,16 +96,20 @@ export class SecretCache {
 
   /**
    * Re-reads now (after the provider refused the key). Joins a read already in flight, and
-   * reuses the previous forced read when it was moments ago. Never rejects: on failure the
-   * cached value stays in service and the answer is "unchanged".
+   * answers with the previous forced read's outcome when it was moments ago. Never rejects:
+   * on failure the cached value stays in service and the answer is "unchanged".
    */
   async refresh(): Promise<boolean> {
     if (this.inflight) return this.inflight.catch(() => false);
     const now = this.options.clock();
     const minGap = this.options.minForcedRefreshMs ?? 5_000;
-    if (this.lastForcedAt !== undefined && now - this.lastForcedAt < minGap) return false;
+    // A burst of 401s after a rotation: the first caller's read answers the rest.
+    if (this.lastForcedAt !== undefined && now - this.lastForcedAt < minGap) {
+      return this.lastForcedChanged;
+    }
     this.lastForcedAt = now;
-    return this.load().catch(() => false);
+    this.lastForcedChanged = await this.load().catch(() => false);
+    return this.lastForcedChanged;
   }
 
   /** Drops the value from memory and stops refreshing. */

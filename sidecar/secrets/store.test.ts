@@ -155,6 +155,17 @@ describe('KeyStore', () => {
     expect(store.ready()).toBe(false);
   });
 
+  it('tells a refused request to retry when the key it carried is no longer the one held', async () => {
+    const secrets: Record<string, string> = { s: canary() };
+    const sm = fakeSecretsManager(secrets);
+    store = createKeyStore({ log: quiet, secretsManager: sm.factory });
+    store.apply([{ name: 'a', credentials: { awsSecretsManager: { secretId: 's' } } }]);
+    const used = (await store.key('a')) as string;
+    await expect(store.refresh('a', used)).resolves.toBe(false);
+    await expect(store.refresh('a', canary())).resolves.toBe(true);
+    await expect(store.refresh('unknown')).resolves.toBe(false);
+  });
+
   it('refuses fetchFrom operator in a process that receives no keys from the operator', async () => {
     store = createKeyStore({ log: quiet, secretsManager: fakeSecretsManager({}).factory });
     store.apply([

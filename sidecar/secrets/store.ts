@@ -14,8 +14,12 @@ export interface KeyStore {
   peek(provider: string): string | undefined;
   /** The key; the first call waits for the first read; rejects with CredentialsUnavailableError. Resolves undefined for `none`. */
   key(provider: string): Promise<string | undefined>;
-  /** After a provider 401/403: re-read now (concurrent callers share one read); true if the value changed. */
-  refresh(provider: string): Promise<boolean>;
+  /**
+   * After a provider 401/403: re-read now (concurrent callers share one read); true if the value
+   * changed. With `rejectedKey` (the key the refused request carried): true if the key now held
+   * differs from it, which also covers a rotation that landed just before the refusal.
+   */
+  refresh(provider: string, rejectedKey?: string): Promise<boolean>;
   /** Every provider's key loaded: readiness. */
   ready(): boolean;
   /** Redaction support: every secret value currently held (telemetry drops them wherever they appear). */
@@ -120,9 +124,13 @@ class SourcesKeyStore implements KeyStore {
     }
   }
 
-  async refresh(provider: string): Promise<boolean> {
+  async refresh(provider: string, rejectedKey?: string): Promise<boolean> {
     const entry = this.providers.get(provider);
-    return entry ? entry.source.refresh() : false;
+    if (!entry) return false;
+    const changed = await entry.source.refresh();
+    if (rejectedKey === undefined) return changed;
+    const current = entry.source.peek();
+    return current !== undefined && current !== rejectedKey;
   }
 
   ready(): boolean {
