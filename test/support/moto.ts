@@ -72,7 +72,7 @@ export async function startMoto(options: { region?: string } = {}): Promise<Moto
     await waitUntilAnswering(endpoint, child, 30_000);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`${(error as Error).message}\n${log}`);
+    throw new Error(`${(error as Error).message}\n${log}`, { cause: error });
   }
 
   // Dummy credentials, made up at runtime: moto accepts any while auth is off.
