@@ -40,11 +40,14 @@ export function createProxyServer(options: ProxyServerOptions): http.Server {
     },
   );
 
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
   const server = http.createServer(
     {
-      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      requestTimeout,
       headersTimeout: options.headersTimeoutMs ?? 10_000,
       keepAliveTimeout: 5_000,
+      // Node checks those timeouts only this often (default 30 s): check often enough to honor them.
+      connectionsCheckingInterval: Math.min(1_000, requestTimeout / 2),
     },
     app,
   );
@@ -63,7 +66,9 @@ function send(res: ServerResponse, error: ProxyError): void {
 
 /** Requests Node's parser refuses (smuggling, oversized headers, timeouts) never reach express. */
 function onClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+  // As Node's own default: answer unless a response already started on this socket.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
