@@ -1,0 +1,45 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { checkRequestTarget } from './path.js';
+
+describe('checkRequestTarget', () => {
+  it('splits provider, endpoint path and query', () => {
+    expect(checkRequestTarget('/openai/v1/chat/completions?x=1')).toEqual({
+      ok: true,
+      provider: 'openai',
+      rest: '/v1/chat/completions',
+      query: '?x=1',
+    });
+  });
+
+  it.each([
+    '/openai/../x',
+    '/openai/%2e%2e/x',
+    '/openai/v1%2Fchat',
+    '/openai//v1',
+    '/openai/./v1',
+    '/openai/v1\\x',
+    'http://h/openai/v1',
+    '/openai',
+    '/',
+  ])('refuses %s', (target) => {
+    expect(checkRequestTarget(target).ok).toBe(false);
+  });
+
+  it('never passes a dot segment or a percent sign through (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('a', 'v1', '.', '..', '%2e', '%2f', '', 'x.y'), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (segments) => {
+          const result = checkRequestTarget(`/${segments.join('/')}`);
+          if (!result.ok) return true;
+          const parts = `${result.provider}${result.rest}`.split('/');
+          return parts.every((p) => p !== '.' && p !== '..' && p !== '' && !p.includes('%'));
+        },
+      ),
+    );
+  });
+});
