@@ -5,7 +5,6 @@ const PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/gy;
 
 /** Whole seconds, rounded up so a refresh is never more frequent than asked. */
 export function durationSeconds(text: string): number {
-  PART.lastIndex = 0;
   let total = 0;
   let consumed = 0;
   for (const match of text.matchAll(PART)) {
