@@ -9,7 +9,8 @@ import {
   type SidecarConfig,
 } from './config.js';
 import { createAdminServer } from './admin/server.js';
-import { InvalidPolicyError, type CompiledPolicy } from './policy/compiled.js';
+import type { CompiledPolicy } from './policy/compiled.js';
+import { compileManifestStream } from './policy/compiler/index.js';
 import { parsePolicyText, watchPolicyFile, type PodIdentity } from './policy/file-source.js';
 import { PolicyStore } from './policy/store.js';
 import { createPipeline } from './proxy/pipeline.js';
@@ -110,7 +111,7 @@ function applyPolicyText(
 ): void {
   let policy: CompiledPolicy;
   try {
-    policy = parsePolicyText(text, pod);
+    policy = parsePolicyText(text, pod, compileManifestStream);
     if (store.set(policy, Date.now())) {
       log.info('policy in force', {
         event: 'policy_loaded',
@@ -120,8 +121,8 @@ function applyPolicyText(
       });
     }
   } catch (error) {
-    const reason =
-      error instanceof InvalidPolicyError ? error.problems.join('; ') : 'unreadable policy';
+    const problems = (error as { problems?: unknown }).problems;
+    const reason = Array.isArray(problems) ? problems.join('; ') : 'unreadable policy';
     const held = store.current()?.policy.version;
     log.error(
       held

@@ -25,6 +25,11 @@ export function toRuntimePolicy(policy: CompiledPolicy): RuntimePolicy {
         `/providers/${i}/baseURL: plain http is allowed only to loopback or cluster-local hosts; use https`,
       );
     }
+    if ((grant.type === 'openai' || grant.type === 'anthropic') && target.pathname !== '/') {
+      problems.push(
+        `/providers/${i}/baseURL: give the provider's origin (e.g. https://api.openai.com); the client's path already carries /v1`,
+      );
+    }
     if (target.username || target.password) {
       problems.push(
         `/providers/${i}/baseURL: must not carry credentials; use the credentials field`,

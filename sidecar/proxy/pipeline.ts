@@ -14,8 +14,10 @@ import { checkRequestTarget } from './path.js';
 
 /** What the pipeline needs from the key store (sidecar/secrets). */
 export interface Keys {
+  peek(provider: string): string | undefined;
   key(provider: string): Promise<string | undefined>;
-  refresh(provider: string): Promise<boolean>;
+  /** True when the key now held differs from the one the provider rejected. */
+  refresh(provider: string, rejectedKey?: string): Promise<boolean>;
 }
 
 export interface PipelineOptions {
@@ -146,20 +148,21 @@ export function createPipeline(options: PipelineOptions) {
     p: Prepared,
   ): Promise<void> {
     const name = p.provider.grant.name;
-    let upstreamRes = await send(req, res, p);
+    let sent = await send(req, res, p);
     // A rejected key may just have been rotated: re-read it once and replay the (buffered) body.
-    if (isAuthFailure(upstreamRes.statusCode)) {
-      upstreamRes.resume();
-      const changed = await options.keys.refresh(name).catch(() => false);
-      if (changed) upstreamRes = await send(req, res, p);
-      if (isAuthFailure(upstreamRes.statusCode)) {
-        upstreamRes.resume();
+    if (isAuthFailure(sent.response.statusCode)) {
+      sent.response.resume();
+      const changed = await options.keys.refresh(name, sent.key).catch(() => false);
+      if (changed) sent = await send(req, res, p);
+      if (isAuthFailure(sent.response.statusCode)) {
+        sent.response.resume();
         throw new ProxyError(
           'credentials_unavailable',
           `provider "${name}" rejected the key llmproxy holds for it; the platform team must check the secret`,
         );
       }
     }
+    const upstreamRes = sent.response;
     await relay(res, upstreamRes, exchange, p);
   }
 
@@ -167,19 +170,21 @@ export function createPipeline(options: PipelineOptions) {
     req: IncomingMessage,
     res: ServerResponse,
     p: Prepared,
-  ): Promise<IncomingMessage> {
-    const key = await options.keys.key(p.provider.grant.name);
+  ): Promise<{ response: IncomingMessage; key: string | undefined }> {
+    const name = p.provider.grant.name;
+    const key = options.keys.peek(name) ?? (await options.keys.key(name));
     const headers = {
       ...upstreamRequestHeaders(req.headers, p.adapter.defaultHeaders),
       ...(key === undefined ? {} : p.adapter.credentialHeaders(key)),
     };
     try {
-      return await options.upstream.send(req, res, {
+      const response = await options.upstream.send(req, res, {
         url: p.url,
         headers,
         body: p.outgoing,
         timeoutMs: options.upstreamTimeoutMs,
       });
+      return { response, key };
     } catch (error) {
       throw toProxyError(error);
     }
