@@ -1,0 +1,419 @@
+// Traces and metrics for every call through the sidecar, built so that the telemetry itself cannot
+// leak: attributes pass an allowlist, known secret values are dropped, identifiers are hashed,
+// provider messages are never recorded, and content is captured only on opt-in and redacted.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  trace,
+  type Attributes,
+  type Span,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type MetricReader,
+} from '@opentelemetry/sdk-metrics';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import type { ProviderType } from '../policy/compiled.js';
+import * as A from './attributes.js';
+import { captureText } from './content.js';
+import { createIdentifierHasher } from './hmac.js';
+import type { Logger } from './log.js';
+import { RedactingSpanProcessor, sanitizeAttributes } from './redaction.js';
+import { knownSecrets, type SecretSource } from './secrets.js';
+
+export { createLogger, logAccess, resolveLogLevel } from './log.js';
+export type { AccessLogEntry, LogFields, LogLevel, Logger, LoggerOptions } from './log.js';
+export { registerSecretSource } from './secrets.js';
+export type { SecretSource } from './secrets.js';
+export { TelemetrySettings } from './schema.js';
+
+export const CALLER_HEADER = 'x-llmproxy-user';
+
+export interface CallInfo {
+  /** gen_ai.operation.name: `chat`, `text_completion`, `embeddings`, ... (see operationFor). */
+  operation: string;
+  /** The provider's route name in the policy. */
+  provider: string;
+  providerType: ProviderType;
+  requestModel?: string;
+  /** Host of the real upstream (not the sidecar). */
+  serverAddress?: string;
+  serverPort?: number;
+  policyVersion: string;
+  incomingHeaders: IncomingHttpHeaders;
+  /** The OpenAI `user` field, raw: it is hashed here before it is recorded. */
+  endUser?: string;
+  /** The policy's telemetry.captureContent. */
+  captureContent?: boolean;
+}
+
+export interface CallOutcome {
+  status: number;
+  responseModel?: string;
+  usage?: { inputTokens: number; outputTokens: number };
+  costMicros?: number | null;
+  limitIds?: string[];
+  dlpCounts?: Record<string, number>;
+  /** Low-cardinality error class (`upstream_timeout`, `ECONNRESET`), never a message. */
+  errorType?: string;
+}
+
+export interface CallTelemetry {
+  /** W3C traceparent/tracestate continuing the application's trace, for the upstream request. */
+  upstreamHeaders(): Record<string, string>;
+  /** Ends the call as refused by policy (span + metrics). Exactly one of refused/finish counts. */
+  refused(
+    code: string,
+    details?: {
+      status?: number;
+      limitId?: string;
+      entity?: string;
+      dlpCounts?: Record<string, number>;
+    },
+  ): void;
+  /** Marks the first response chunk of a stream (time to first chunk). */
+  firstChunk(): void;
+  /** Records request or response text, only if the policy opted in; redacted and truncated. */
+  recordContent(kind: 'input' | 'output', body: unknown): void;
+  /** Ends the call after the upstream answered (or failed). */
+  finish(outcome: CallOutcome): void;
+  /** The trace id, for the access log. */
+  readonly traceId: string;
+}
+
+export interface Telemetry {
+  startCall(info: CallInfo): CallTelemetry;
+  /** HMAC-SHA256 with the per-deployment key, 32 hex characters. */
+  hashIdentifier(value: string): string;
+  /** Prometheus text exposition of all metrics, for the admin listener's /metrics. */
+  metricsHandler(req: IncomingMessage, res: ServerResponse): void;
+  recordCredentialRefresh(provider: string, outcome: 'ok' | 'error'): void;
+  /** Flushes exporters. */
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface TelemetryOptions {
+  serviceName: string;
+  serviceVersion?: string;
+  hmacKey: Buffer;
+  log: Logger;
+  secretValues: SecretSource;
+  /** Export over OTLP/HTTP (endpoint, headers, protocol from the standard OTEL_* variables). */
+  otlp?: boolean;
+  /** Overrides the OTLP base URL (`http://host:4318`); tests use it. */
+  otlpEndpoint?: string;
+  metricExportIntervalMs?: number;
+  /** An extra exporter behind the same redaction (tests); spans are exported one by one. */
+  spanExporter?: SpanExporter;
+}
+
+/** OTLP is on when any standard endpoint variable is set. */
+export function otlpEnabledFromEnv(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(
+    env.OTEL_EXPORTER_OTLP_ENDPOINT ||
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ||
+    env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+  );
+}
+
+/** gen_ai.operation.name for a provider path. */
+export function operationFor(path: string): string {
+  if (/\/chat\/completions$/.test(path) || /\/messages$/.test(path)) return 'chat';
+  if (/\/completions$/.test(path)) return 'text_completion';
+  if (/\/embeddings$/.test(path)) return 'embeddings';
+  if (/\/responses$/.test(path)) return 'chat';
+  return 'generate_content';
+}
+
+/** gen_ai.provider.name: the well-known value for the type, the route name for other servers. */
+export function providerNameFor(providerType: ProviderType, provider: string): string {
+  if (providerType === 'openai') return 'openai';
+  if (providerType === 'anthropic') return 'anthropic';
+  if (providerType === 'azure-openai') return 'azure.ai.openai';
+  return provider;
+}
+
+const MODEL_PATTERN = /^[A-Za-z0-9._:/@+-]{1,128}$/;
+
+/** A client-sent model name is recorded only if it looks like one (else `_OTHER`). */
+export function safeModel(model: string | undefined): string | undefined {
+  if (model === undefined) return undefined;
+  return MODEL_PATTERN.test(model) ? model : A.ERROR_TYPE_OTHER;
+}
+
+const SAFE_TOKEN = /^[A-Za-z0-9._:-]{1,64}$/;
+const safeToken = (value: string): string => (SAFE_TOKEN.test(value) ? value : A.ERROR_TYPE_OTHER);
+
+export function createTelemetry(options: TelemetryOptions): Telemetry {
+  const hash = createIdentifierHasher(options.hmacKey);
+  const secrets = () => knownSecrets(options.secretValues);
+  const resource = resourceFromAttributes({
+    'service.name': options.serviceName,
+    ...(options.serviceVersion ? { 'service.version': options.serviceVersion } : {}),
+  });
+  const base = options.otlpEndpoint?.replace(/\/+$/, '');
+
+  const exporters: SpanProcessor[] = [];
+  if (options.otlp) {
+    const exporter = new OTLPTraceExporter(base ? { url: `${base}/v1/traces` } : {});
+    exporters.push(new BatchSpanProcessor(exporter));
+  }
+  if (options.spanExporter) exporters.push(new SimpleSpanProcessor(options.spanExporter));
+  const tracerProvider = new BasicTracerProvider({
+    resource,
+    spanProcessors: exporters.map(
+      (p) => new RedactingSpanProcessor(p, A.SPAN_ATTRIBUTE_ALLOWLIST, secrets),
+    ),
+  });
+  const tracer = tracerProvider.getTracer('llmproxy-sidecar', options.serviceVersion);
+
+  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  // exporter-prometheus 0.223.0 pins sdk-metrics 2.12.0 next to our 2.12.1: the same reader at
+  // run time, two nominal types for the compiler.
+  const readers: MetricReader[] = [prometheus as unknown as MetricReader];
+  if (options.otlp) {
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter(base ? { url: `${base}/v1/metrics` } : {}),
+        exportIntervalMillis: options.metricExportIntervalMs ?? 60_000,
+      }),
+    );
+  }
+  const meterProvider = new MeterProvider({ resource, readers });
+  const meter = meterProvider.getMeter('llmproxy-sidecar', options.serviceVersion);
+  const instruments = {
+    duration: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
+      unit: 's',
+      description: 'GenAI operation duration.',
+      advice: { explicitBucketBoundaries: A.DURATION_BUCKETS_SECONDS },
+    }),
+    tokens: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
+      unit: '{token}',
+      description: 'Number of input and output tokens used.',
+      advice: { explicitBucketBoundaries: A.TOKEN_BUCKETS },
+    }),
+    firstChunk: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, {
+      unit: 's',
+      description: 'Time to receive the first chunk of a streamed response.',
+      advice: { explicitBucketBoundaries: A.DURATION_BUCKETS_SECONDS },
+    }),
+    requests: meter.createCounter(A.METRIC_LLMPROXY_REQUESTS, {
+      unit: '{request}',
+      description: 'Requests by policy decision.',
+    }),
+    cost: meter.createCounter(A.METRIC_LLMPROXY_COST, {
+      unit: '{microdollar}',
+      description: 'Spend in millionths of a US dollar.',
+    }),
+    limiterRejections: meter.createCounter(A.METRIC_LLMPROXY_LIMITER_REJECTIONS, {
+      unit: '{request}',
+      description: 'Requests refused by a rate limit.',
+    }),
+    credentialRefreshes: meter.createCounter(A.METRIC_LLMPROXY_CREDENTIAL_REFRESHES, {
+      unit: '{refresh}',
+      description: 'Provider credential refreshes by outcome.',
+    }),
+    dlpDetections: meter.createCounter(A.METRIC_LLMPROXY_DLP_DETECTIONS, {
+      unit: '{detection}',
+      description: 'Data-protection detections by entity type (never values).',
+    }),
+  };
+  const metricAttributes = (attrs: Attributes): Attributes =>
+    sanitizeAttributes(attrs, A.METRIC_ATTRIBUTE_ALLOWLIST, secrets()).attributes;
+  const propagator = new W3CTraceContextPropagator();
+
+  function startCall(info: CallInfo): CallTelemetry {
+    const started = performance.now();
+    const parent = propagator.extract(ROOT_CONTEXT, info.incomingHeaders, defaultTextMapGetter);
+    const requestModel = safeModel(info.requestModel);
+    const common: Attributes = {
+      [A.ATTR_GEN_AI_OPERATION_NAME]: safeToken(info.operation),
+      [A.ATTR_GEN_AI_PROVIDER_NAME]: providerNameFor(info.providerType, info.provider),
+      [A.ATTR_LLMPROXY_PROVIDER]: info.provider,
+      ...(requestModel ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: requestModel } : {}),
+      ...(info.serverAddress ? { [A.ATTR_SERVER_ADDRESS]: info.serverAddress } : {}),
+      ...(info.serverPort ? { [A.ATTR_SERVER_PORT]: info.serverPort } : {}),
+    };
+    const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
+    const span: Span = tracer.startSpan(
+      requestModel
+        ? `${common[A.ATTR_GEN_AI_OPERATION_NAME]} ${requestModel}`
+        : String(common[A.ATTR_GEN_AI_OPERATION_NAME]),
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          ...common,
+          [A.ATTR_LLMPROXY_POLICY_VERSION]: info.policyVersion,
+          ...(caller ? { [A.ATTR_LLMPROXY_CALLER_HASH]: hash(caller) } : {}),
+          ...(info.endUser ? { [A.ATTR_USER_HASH]: hash(info.endUser) } : {}),
+        },
+      },
+      parent,
+    );
+    let ended = false;
+    let firstChunkAt: number | undefined;
+
+    const recordDlp = (counts: Record<string, number> | undefined) => {
+      for (const [entity, count] of Object.entries(counts ?? {})) {
+        if (!Number.isInteger(count) || count <= 0) continue;
+        span.setAttribute(A.ATTR_LLMPROXY_DLP_COUNT_PREFIX + entity, count);
+        instruments.dlpDetections.add(
+          count,
+          metricAttributes({ ...common, [A.ATTR_LLMPROXY_DLP_ENTITY]: entity }),
+        );
+      }
+    };
+
+    const end = (
+      status: number,
+      errorType: string | undefined,
+      decision: A.Decision,
+      code?: string,
+    ) => {
+      ended = true;
+      const seconds = (performance.now() - started) / 1000;
+      const outcome: Attributes = {
+        [A.ATTR_LLMPROXY_DECISION]: decision,
+        ...(errorType ? { [A.ATTR_ERROR_TYPE]: safeToken(errorType) } : {}),
+        ...(code ? { [A.ATTR_LLMPROXY_REFUSAL_CODE]: safeToken(code) } : {}),
+      };
+      span.setAttributes({ ...outcome, [A.ATTR_HTTP_RESPONSE_STATUS_CODE]: status });
+      // The status carries no description: provider messages echo prompts.
+      if (errorType) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      instruments.requests.add(1, metricAttributes({ ...common, ...outcome }));
+      return { seconds, outcome };
+    };
+
+    return {
+      traceId: span.spanContext().traceId,
+      upstreamHeaders() {
+        const headers: Record<string, string> = {};
+        propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+        return headers;
+      },
+      refused(code, details = {}) {
+        if (ended) return;
+        if (details.limitId) span.setAttribute(A.ATTR_LLMPROXY_LIMIT_ID, details.limitId);
+        if (details.entity) span.setAttribute(A.ATTR_LLMPROXY_DLP_ENTITY, details.entity);
+        recordDlp(details.dlpCounts);
+        end(details.status ?? 400, code, 'refused', code);
+        if (details.limitId)
+          instruments.limiterRejections.add(
+            1,
+            metricAttributes({ ...common, [A.ATTR_LLMPROXY_LIMIT_ID]: details.limitId }),
+          );
+      },
+      firstChunk() {
+        if (ended || firstChunkAt !== undefined) return;
+        firstChunkAt = performance.now();
+        const seconds = (firstChunkAt - started) / 1000;
+        span.setAttribute(A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds);
+        instruments.firstChunk.record(seconds, metricAttributes(common));
+      },
+      recordContent(kind, body) {
+        if (ended || info.captureContent !== true) return;
+        const text = captureText(info.providerType, kind, body, secrets());
+        if (text === undefined) return;
+        span.setAttribute(
+          kind === 'input' ? A.ATTR_LLMPROXY_CONTENT_INPUT : A.ATTR_LLMPROXY_CONTENT_OUTPUT,
+          text,
+        );
+      },
+      finish(outcome) {
+        if (ended) return;
+        const responseModel = safeModel(outcome.responseModel);
+        if (responseModel) span.setAttribute(A.ATTR_GEN_AI_RESPONSE_MODEL, responseModel);
+        if (outcome.usage) {
+          span.setAttribute(A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, outcome.usage.inputTokens);
+          span.setAttribute(A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, outcome.usage.outputTokens);
+        }
+        if (typeof outcome.costMicros === 'number')
+          span.setAttribute(A.ATTR_LLMPROXY_COST_MICROS, outcome.costMicros);
+        if (outcome.limitIds?.length)
+          span.setAttribute(A.ATTR_LLMPROXY_LIMIT_IDS, outcome.limitIds);
+        recordDlp(outcome.dlpCounts);
+        const errorType =
+          outcome.errorType ?? (outcome.status >= 400 ? String(outcome.status) : undefined);
+        const redacted = Object.values(outcome.dlpCounts ?? {}).some((n) => n > 0);
+        const { seconds, outcome: attrs } = end(
+          outcome.status,
+          errorType,
+          redacted ? 'redacted' : 'allowed',
+        );
+        const withResponse = {
+          ...common,
+          ...attrs,
+          ...(responseModel ? { [A.ATTR_GEN_AI_RESPONSE_MODEL]: responseModel } : {}),
+        };
+        instruments.duration.record(seconds, metricAttributes(withResponse));
+        if (outcome.usage) {
+          for (const [type, n] of [
+            [A.GEN_AI_TOKEN_TYPE_INPUT, outcome.usage.inputTokens],
+            [A.GEN_AI_TOKEN_TYPE_OUTPUT, outcome.usage.outputTokens],
+          ] as const)
+            instruments.tokens.record(
+              n,
+              metricAttributes({ ...withResponse, [A.ATTR_GEN_AI_TOKEN_TYPE]: type }),
+            );
+        }
+        if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0)
+          instruments.cost.add(outcome.costMicros, metricAttributes(withResponse));
+      },
+    };
+  }
+
+  return {
+    startCall,
+    hashIdentifier: hash,
+    metricsHandler(req, res) {
+      prometheus.getMetricsRequestHandler(req, res);
+    },
+    recordCredentialRefresh(provider, outcome) {
+      instruments.credentialRefreshes.add(
+        1,
+        metricAttributes({
+          [A.ATTR_LLMPROXY_PROVIDER]: provider,
+          [A.ATTR_LLMPROXY_OUTCOME]: outcome,
+        }),
+      );
+    },
+    async forceFlush() {
+      await Promise.all([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
+    },
+    async shutdown() {
+      const results = await Promise.allSettled([
+        tracerProvider.shutdown(),
+        meterProvider.shutdown(),
+      ]);
+      for (const r of results)
+        if (r.status === 'rejected')
+          options.log.warn('telemetry shutdown failed', {
+            component: 'telemetry',
+            reason: 'export',
+          });
+    },
+  };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v && v.length > 0 ? v : undefined;
+}

@@ -1,0 +1,48 @@
+// Known secret values (provider keys and the like), so every exit can drop or mask them by value.
+// Structural allowlists keep secrets out by construction; this is the second, value-based wall.
+
+export type SecretSource = () => Iterable<string>;
+
+/** Values shorter than this are not matched: masking every "abc" would destroy the logs. */
+export const MIN_SECRET_LENGTH = 8;
+export const SECRET_MASK = '[REDACTED]';
+
+const sources = new Set<SecretSource>();
+
+/**
+ * Registers a process-wide source of secret values (e.g. the credential store), consulted by every
+ * logger and the telemetry exporters. Returns a function that unregisters it.
+ */
+export function registerSecretSource(source: SecretSource): () => void {
+  sources.add(source);
+  return () => sources.delete(source);
+}
+
+/** The current secret values from the registered sources and `extra`, longest first. */
+export function knownSecrets(extra?: SecretSource): string[] {
+  const values = new Set<string>();
+  const add = (source: SecretSource) => {
+    try {
+      for (const v of source())
+        if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH) values.add(v);
+    } catch {
+      // A failing source must not take logging down; the structural allowlists still hold.
+    }
+  };
+  for (const source of sources) add(source);
+  if (extra) add(extra);
+  // Longest first, so a secret that contains another is masked whole.
+  return [...values].sort((a, b) => b.length - a.length);
+}
+
+export function containsSecret(text: string, secrets: readonly string[]): boolean {
+  for (const s of secrets) if (text.includes(s)) return true;
+  return false;
+}
+
+/** Replaces every occurrence of every secret with a mask. */
+export function maskSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join(SECRET_MASK);
+  return out;
+}
