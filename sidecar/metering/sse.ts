@@ -9,7 +9,10 @@ export interface SseEvent {
   data: string;
 }
 
-const TERMINATORS = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('\r\r')];
+const LFLF = Buffer.from('\n\n');
+const CR = 13;
+const TERMINATORS = [LFLF, Buffer.from('\r\n\r\n'), Buffer.from('\r\r')];
+const DATA_PREFIX = Buffer.from('data: ');
 const EMPTY = Buffer.alloc(0);
 
 /** An event longer than this is not SSE from an LLM provider; the splitter gives up rather than buffer it. */
@@ -30,8 +33,10 @@ export class SseSplitter {
     const buf = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
     const events: SseEvent[] = [];
     let start = 0;
+    // Providers terminate events with "\n\n"; look for the CR forms only when a CR is present at all.
+    const crlf = buf.indexOf(CR) >= 0;
     for (;;) {
-      const end = nextBoundary(buf, start);
+      const end = crlf ? nextBoundary(buf, start) : lfBoundary(buf, start);
       if (end < 0) break;
       events.push(parseEvent(buf.subarray(start, end)));
       start = end;
@@ -50,6 +55,11 @@ export class SseSplitter {
   }
 }
 
+function lfBoundary(buf: Buffer, from: number): number {
+  const at = buf.indexOf(LFLF, from);
+  return at < 0 ? -1 : at + 2;
+}
+
 /** The offset just past the first event terminator at or after `from`, or -1. */
 function nextBoundary(buf: Buffer, from: number): number {
   let best = -1;
@@ -61,6 +71,16 @@ function nextBoundary(buf: Buffer, from: number): number {
 }
 
 export function parseEvent(raw: Buffer): SseEvent {
+  // Fast path for the common shape: one `data: ...` line ended by "\n\n".
+  const lineEnd = raw.indexOf(10);
+  if (
+    raw.subarray(0, DATA_PREFIX.length).equals(DATA_PREFIX) &&
+    lineEnd === raw.length - 2 &&
+    raw[raw.length - 1] === 10 &&
+    raw.indexOf(CR) < 0
+  ) {
+    return { raw, event: '', data: raw.toString('utf8', DATA_PREFIX.length, lineEnd) };
+  }
   let event = '';
   const data: string[] = [];
   for (const line of raw.toString('utf8').split(/\r\n|\r|\n/)) {
