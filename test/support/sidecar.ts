@@ -24,7 +24,11 @@ export interface RunningSidecar {
 }
 
 export interface SidecarOptions {
-  policy: unknown;
+  /** Written to a temporary file, unless `policyPath` names an existing one to use as it is. */
+  policy?: unknown;
+  policyPath?: string;
+  /** Fixed ports instead of free ones (make dev). */
+  ports?: { listen: number; admin: number };
   args?: string[];
   env?: NodeJS.ProcessEnv;
   /** Wait for /readyz (default) or only for the listener. */
@@ -35,11 +39,13 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   if (!existsSync(SIDECAR_MAIN))
     throw new Error('dist/sidecar/main.js is missing: run `npm run build` (make test does)');
   const dir = mkdtempSync(join(tmpdir(), 'llmproxy-sidecar-'));
-  const policyPath = join(dir, 'policy.yaml');
+  const policyPath = options.policyPath ?? join(dir, 'policy.yaml');
   const writePolicy = (policy: unknown) =>
     writeFileSync(policyPath, typeof policy === 'string' ? policy : stringify(policy));
-  writePolicy(options.policy);
-  const [port, adminPort] = await Promise.all([freePort(), freePort()]);
+  if (options.policy !== undefined) writePolicy(options.policy);
+  const [port, adminPort] = options.ports
+    ? [options.ports.listen, options.ports.admin]
+    : await Promise.all([freePort(), freePort()]);
   const child = spawn(
     process.execPath,
     [
