@@ -285,6 +285,15 @@ describe('createCompilerIndex', () => {
     expect(index.budgetsFor(pod)).toEqual(['team-a/m']);
   });
 
+  it('tells pods apart by service account only where a policy restricts accounts', () => {
+    const index = createCompilerIndex(
+      [allowing('a', ['*'], { serviceAccountNames: ['batch'] })],
+      [],
+    );
+    expect(index.compileFor(pod).providers).toEqual([]);
+    expect(index.compileFor({ ...pod, serviceAccount: 'batch' }).providers).toHaveLength(1);
+  });
+
   it('returns the same compiled object for pods with the same selection', () => {
     const index = createCompilerIndex([allowing('a', ['*'])], []);
     expect(index.compileFor(pod)).toBe(

@@ -105,7 +105,7 @@ function compileProviders(policies: readonly LlmPolicy[]): {
           allow: new Map(),
           deny: new Map(),
         });
-      } else if (canonicalJson(existing.definition) !== canonicalJson(definition)) {
+      } else if (!sameDefinition(existing.definition, definition)) {
         existing.ignored.add(origin);
       }
     }
@@ -134,6 +134,22 @@ function compileProviders(policies: readonly LlmPolicy[]): {
       ignored: [...acc.ignored].sort(),
     }));
   return { providers, conflicts };
+}
+
+const canonicalDefinitions = new WeakMap<Provider, string>();
+
+/** Compared once per definition object, not once per pod: the same policy object recurs. */
+function sameDefinition(a: Provider, b: Provider): boolean {
+  if (a === b) return true;
+  const text = (p: Provider) => {
+    let json = canonicalDefinitions.get(p);
+    if (json === undefined) {
+      json = canonicalJson(p);
+      canonicalDefinitions.set(p, json);
+    }
+    return json;
+  };
+  return text(a) === text(b);
 }
 
 function grantedProviders(policy: LlmPolicy): Set<string> {

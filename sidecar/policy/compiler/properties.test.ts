@@ -115,9 +115,14 @@ const budgets = fc
     })),
   );
 
+/** Pods also carry labels no selector reads, as pod-template-hash. */
+const podLabels = fc
+  .tuple(labels, fc.option(fc.constantFrom('h1', 'h2'), { nil: undefined }))
+  .map(([l, hash]) => (hash ? { ...l, 'pod-template-hash': hash } : l));
+
 const pod: fc.Arbitrary<PodIdentity> = fc.record({
   namespace: fc.constant(NS),
-  labels,
+  labels: podLabels,
   serviceAccount: fc.constantFrom('default', 'batch'),
 });
 

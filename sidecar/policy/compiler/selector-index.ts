@@ -70,8 +70,18 @@ interface NamespaceIndex {
   budgets: SelectorTable<LlmBudget>;
   /** Budgets with a policyRef, by the referenced policy's origin. */
   budgetsByPolicy: Map<string, number[]>;
-  /** Index into the namespace's sorted budget list, for policyRef budgets. */
   refBudgets: readonly Selecting<LlmBudget>[];
+  /** Label keys some selector looks at: the only labels that can change a pod's selection. */
+  relevantKeys: Set<string>;
+  /** Whether some policy restricts service accounts (else the account cannot matter). */
+  accountsMatter: boolean;
+}
+
+interface Selection {
+  selected: Selecting<LlmPolicy>[];
+  budgetsSelected: Selecting<LlmBudget>[];
+  /** Positions, not names, identify a selection: they stay unique even if two inputs share a name. */
+  key: string;
 }
 
 /** Sorted by origin; identical origins (which the API server never produces) by content. */
@@ -124,12 +134,59 @@ function buildNamespace(
     const target = `${namespaceOf(object)}/${object.spec.policyRef!.name}`;
     budgetsByPolicy.set(target, [...(budgetsByPolicy.get(target) ?? []), i]);
   });
+  const relevantKeys = new Set(
+    [...sortedPolicies, ...selectorBudgets].flatMap(({ selector }) => [
+      ...Object.keys(selector.matchLabels ?? {}),
+      ...(selector.matchExpressions ?? []).map((e) => e.key),
+    ]),
+  );
   return {
     policies: new SelectorTable(sortedPolicies),
     budgets: new SelectorTable(selectorBudgets),
     budgetsByPolicy,
     refBudgets,
+    relevantKeys,
+    accountsMatter: sortedPolicies.some(
+      (p) => (p.object.spec.serviceAccountNames?.length ?? 0) > 0,
+    ),
   };
+}
+
+/**
+ * What identifies a pod for selection: its namespace, the labels some selector looks at and,
+ * when it matters, its service account. Pods of one workload differ only in labels no selector
+ * reads (pod-template-hash, pod names), so they share one selection and one compilation.
+ */
+function signatureOf(pod: PodIdentity, index: NamespaceIndex): string {
+  const parts: string[] = [];
+  for (const key in pod.labels) {
+    if (Object.hasOwn(pod.labels, key) && index.relevantKeys.has(key)) {
+      parts.push(`${key}\u0001${pod.labels[key]}`);
+    }
+  }
+  parts.sort();
+  if (index.accountsMatter) parts.push(`\u0002${pod.serviceAccount}`);
+  return `${pod.namespace}\u0000${parts.join('\u0000')}`;
+}
+
+function selectFor(pod: PodIdentity, index: NamespaceIndex): Selection {
+  const policyIdx = index.policies.matching(pod.labels, (e) =>
+    servesAccount(e.object, pod.serviceAccount),
+  );
+  const selected = policyIdx.map((i) => index.policies.entries[i]!);
+  const budgetIdx = index.budgets.matching(pod.labels, () => true);
+  const refIdx = selected.flatMap((p) => index.budgetsByPolicy.get(p.origin) ?? []);
+  const budgetsSelected = [
+    ...budgetIdx.map((i) => index.budgets.entries[i]!),
+    ...refIdx.map((i) => index.refBudgets[i]!),
+  ].sort((a, b) => compareStrings(a.origin, b.origin));
+  const key = [
+    pod.namespace,
+    policyIdx.join(','),
+    budgetIdx.join(','),
+    refIdx.sort().join(','),
+  ].join('\u0000');
+  return { selected, budgetsSelected, key };
 }
 
 function servesAccount(policy: LlmPolicy, serviceAccount: string): boolean {
@@ -152,32 +209,18 @@ export function createCompilerIndex(
     namespaces.set(ns, buildNamespace(policyGroups.get(ns) ?? [], budgetGroups.get(ns) ?? []));
   }
   const empty = buildNamespace([], []);
+  const selections = new Map<string, Selection>();
   const cache = new Map<string, CompileResult>();
 
-  function select(pod: PodIdentity) {
+  function select(pod: PodIdentity): Selection {
     const index = namespaces.get(pod.namespace) ?? empty;
-    const policyIdx = index.policies.matching(pod.labels, (e) =>
-      servesAccount(e.object, pod.serviceAccount),
-    );
-    const selected = policyIdx.map((i) => index.policies.entries[i]!);
-    const viaSelector = index.budgets
-      .matching(pod.labels, () => true)
-      .map((i) => index.budgets.entries[i]!);
-    const viaPolicy = selected.flatMap((p) =>
-      (index.budgetsByPolicy.get(p.origin) ?? []).map((i) => index.refBudgets[i]!),
-    );
-    const budgetsSelected = [...viaSelector, ...viaPolicy].sort((a, b) =>
-      compareStrings(a.origin, b.origin),
-    );
-    // Positions, not names, identify a selection: they stay unique even if two inputs share a name.
-    const key = [
-      pod.namespace,
-      policyIdx.join(','),
-      budgetsSelected
-        .map((b) => index.budgets.entries.indexOf(b) + ':' + index.refBudgets.indexOf(b))
-        .join(','),
-    ].join('\u0000');
-    return { selected, budgetsSelected, key };
+    const signature = signatureOf(pod, index);
+    let selection = selections.get(signature);
+    if (!selection) {
+      selection = selectFor(pod, index);
+      selections.set(signature, selection);
+    }
+    return selection;
   }
 
   function compileDetailed(pod: PodIdentity): CompileResult {
