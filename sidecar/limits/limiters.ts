@@ -81,6 +81,11 @@ export interface LimitersOptions {
   maxQueueWaitMs?: number;
   /** Upper bound on one Redis round trip. */
   redisTimeoutMs?: number;
+  /**
+   * Prefix of the Redis bucket keys. Replicas that share a limit must share the prefix and workloads
+   * that must not share must differ (e.g. `llmproxy:rl:<namespace>/<workload>:`); the limit id follows.
+   */
+  redisKeyPrefix?: string;
   /** A shared store to use instead of connecting to redisUrl (tests). */
   sharedStore?: SharedStore;
 }
@@ -136,6 +141,7 @@ export function createLimiters(options: LimitersOptions): Limiters {
           ...(options.redisTimeoutMs !== undefined
             ? { commandTimeoutMs: options.redisTimeoutMs }
             : {}),
+          ...(options.redisKeyPrefix !== undefined ? { keyPrefix: options.redisKeyPrefix } : {}),
         })
       : undefined);
   let entries: Entry[] = [];
