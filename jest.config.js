@@ -27,5 +27,16 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
     },
+    {
+      // One real etcd + kube-apiserver per run (test/support/global-setup.ts), shared by all
+      // e2e tests; each test works in its own namespace (test/support/e2e.ts).
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      // jest ignores a project's testTimeout; e2e.ts raises it with jest.setTimeout.
+      setupFilesAfterEnv: ['<rootDir>/test/support/e2e.ts'],
+    },
   ],
 };

@@ -41,13 +41,49 @@ pin helm helm.sh/helm/v3 "$HELM_VERSION"
 exec 9>"$bin/.build.lock"
 flock 9
 
-build() { # name version module-dir package minutes
-  local name="$1" version="$2" dir="$3" pkg="$4" minutes="$5"
+# The upstream release builds stamp their version with -X; so do we, from the module's .info
+# (its publish time as build date, for reproducible binaries, and its commit when known).
+info() { # module-dir module@version field
+  local file
+  file="$(cd "$here/$1" && go mod download -json "$2" | sed -n 's/.*"Info": "\(.*\)",*/\1/p')"
+  case "$3" in
+    time) sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$file" ;;
+    commit) sed -n 's/.*"Hash":"\([^"]*\)".*/\1/p' "$file" ;;
+  esac
+}
+
+kube_ldflags() {
+  local v="$KUBERNETES_VERSION" minor date commit flags="" pkg
+  minor="${v#v1.}"
+  minor="${minor%%.*}"
+  date="$(info kubernetes "k8s.io/kubernetes@$v" time)"
+  commit="$(info kubernetes "k8s.io/kubernetes@$v" commit)"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=$commit"
+  done
+  echo "$flags"
+}
+
+helm_ldflags() {
+  local p=helm.sh/helm/v3 k8s minor
+  k8s="$(cd "$here/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)" # v0.34.2
+  minor="${k8s#v0.}"
+  minor="${minor%%.*}"
+  echo "-X $p/internal/version.version=$HELM_VERSION -X $p/internal/version.gitTreeState=clean" \
+    "-X $p/internal/version.gitCommit=$(info helm "$p@$HELM_VERSION" commit)" \
+    "-X $p/pkg/lint/rules.k8sVersionMajor=1 -X $p/pkg/lint/rules.k8sVersionMinor=$minor" \
+    "-X $p/pkg/chartutil.k8sVersionMajor=1 -X $p/pkg/chartutil.k8sVersionMinor=$minor"
+}
+
+build() { # name version module-dir package minutes [function printing extra ldflags]
+  local name="$1" version="$2" dir="$3" pkg="$4" minutes="$5" extra=""
   local out="$bin/$name-$version"
   if [ ! -x "$out" ]; then
+    if [ -n "${6:-}" ]; then extra="$("$6")" || die "reading module info for $name failed"; fi
     printf '==> building %s %s (first time only, ~%s min on 2 cores)…\n' "$name" "$version" "$minutes"
     local start=$SECONDS tmp="$out.tmp.$$"
-    (cd "$here/$dir" && go build -p "$jobs" -trimpath -ldflags='-s -w' -o "$tmp" "$pkg") ||
+    (cd "$here/$dir" && go build -p "$jobs" -trimpath -ldflags="-s -w $extra" -o "$tmp" "$pkg") ||
       { rm -f "$tmp"; die "building $name $version failed (see the go output above)"; }
     mv -f "$tmp" "$out"
     printf '    built %s in %ss\n' "$out" "$((SECONDS - start))"
@@ -55,8 +91,8 @@ build() { # name version module-dir package minutes
   ln -sfn "$name-$version" "$bin/$name"
 }
 
-build etcd "$ETCD_VERSION" etcd ./cmd/etcd 3
-build kube-apiserver "$KUBERNETES_VERSION" kubernetes k8s.io/kubernetes/cmd/kube-apiserver 12
-build kubectl "$KUBERNETES_VERSION" kubernetes k8s.io/kubernetes/cmd/kubectl 4
-build helm "$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm 4
+build etcd "$ETCD_VERSION" etcd ./cmd/etcd 2
+build kube-apiserver "$KUBERNETES_VERSION" kubernetes k8s.io/kubernetes/cmd/kube-apiserver 10 kube_ldflags
+build kubectl "$KUBERNETES_VERSION" kubernetes k8s.io/kubernetes/cmd/kubectl 2 kube_ldflags
+build helm "$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm 3 helm_ldflags
 echo "==> control plane binaries ready in $bin"
