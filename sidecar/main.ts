@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     upstream,
     log,
     maxBodyBytes: config.maxBodyBytes,
+    accessLog: config.logLevel === 'info' || config.logLevel === 'debug',
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });
 

@@ -7,6 +7,8 @@ export interface RuntimeProvider {
   grant: ProviderGrant;
   target: URL;
   scope: ModelScope;
+  /** Upstream URLs by endpoint path, built once per policy. */
+  urls: Map<string, URL>;
 }
 
 export interface RuntimePolicy {
@@ -35,7 +37,12 @@ export function toRuntimePolicy(policy: CompiledPolicy): RuntimePolicy {
         `/providers/${i}/baseURL: must not carry credentials; use the credentials field`,
       );
     }
-    providers.set(grant.name, { grant, target, scope: new ModelScope(grant.models) });
+    providers.set(grant.name, {
+      grant,
+      target,
+      scope: new ModelScope(grant.models),
+      urls: new Map(),
+    });
   });
   if (problems.length > 0) throw new InvalidPolicyError(problems);
   return { policy, providers };

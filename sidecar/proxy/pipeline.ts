@@ -26,6 +26,8 @@ export interface PipelineOptions {
   upstream: Upstream;
   log: Logger;
   maxBodyBytes: number;
+  /** One info line per request; off when the log level is above info. */
+  accessLog: boolean;
   upstreamTimeoutMs: number;
 }
 
@@ -264,6 +266,7 @@ export function createPipeline(options: PipelineOptions) {
   }
 
   function accessLog(req: IncomingMessage, exchange: Exchange): void {
+    if (!options.accessLog) return;
     log.info('request', {
       event: 'access',
       method: req.method,
@@ -300,6 +303,19 @@ function parseJsonObject(raw: Buffer): Record<string, unknown> {
 }
 
 function upstreamUrl(provider: RuntimeProvider, rest: string, query: string): URL {
+  if (provider.grant.type !== 'azure-openai') {
+    // Only known endpoint paths get here, so this per-policy cache stays a handful of entries.
+    let url = provider.urls.get(rest);
+    if (!url) {
+      url = buildUpstreamUrl(provider, rest, '');
+      provider.urls.set(rest, url);
+    }
+    return url;
+  }
+  return buildUpstreamUrl(provider, rest, query);
+}
+
+function buildUpstreamUrl(provider: RuntimeProvider, rest: string, query: string): URL {
   const base = provider.target;
   const url = new URL(base.href);
   url.pathname = `${base.pathname.replace(/\/$/, '')}${rest}`;

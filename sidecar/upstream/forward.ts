@@ -81,7 +81,7 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
           {
             target: request.url,
             agent: secure ? httpsAgent : httpAgent,
-            buffer: Readable.from([request.body]),
+            buffer: oneShot(request.body),
             proxyTimeout: request.timeoutMs,
             secure: true,
             changeOrigin: true,
@@ -107,4 +107,14 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
       httpsAgent.destroy();
     },
   };
+}
+
+/** The prepared body as a stream: cheaper than Readable.from, which iterates asynchronously. */
+function oneShot(body: Buffer): Readable {
+  return new Readable({
+    read() {
+      this.push(body);
+      this.push(null);
+    },
+  });
 }

@@ -1,0 +1,103 @@
+// Load generation: a sequential keep-alive loop timed in microseconds for single-connection
+// latency (autocannon reports whole milliseconds), and autocannon for multi-connection throughput.
+import http from 'node:http';
+import autocannon from 'autocannon';
+
+export interface Target {
+  name: string;
+  url: string;
+  body: string;
+}
+
+export interface LatencyResult {
+  requests: number;
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+export interface ThroughputResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+/** One connection, one request at a time, for `seconds`. */
+export async function measureLatency(target: Target, seconds: number): Promise<LatencyResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const url = new URL(target.url);
+  const body = Buffer.from(target.body);
+  const samples: number[] = [];
+  const deadline = process.hrtime.bigint() + BigInt(seconds * 1e9);
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`${target.name}: status ${res.statusCode}`));
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const started = process.hrtime.bigint();
+  while (process.hrtime.bigint() < deadline) {
+    const t0 = process.hrtime.bigint();
+    await one();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  agent.destroy();
+  samples.sort((a, b) => a - b);
+  return {
+    requests: samples.length,
+    rps: samples.length / elapsed,
+    p50Us: percentile(samples, 0.5),
+    p99Us: percentile(samples, 0.99),
+  };
+}
+
+export function measureThroughput(
+  target: Target,
+  connections: number,
+  seconds: number,
+): Promise<ThroughputResult> {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: target.url,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: target.body,
+        connections,
+        duration: seconds,
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        resolve({
+          rps: result.requests.average,
+          p50Ms: result.latency.p50,
+          p99Ms: result.latency.p99,
+          errors: result.errors,
+          non2xx: result.non2xx,
+        });
+      },
+    );
+  });
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
