@@ -235,27 +235,40 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       description: 'Data-protection detections by entity type (never values).',
     }),
   };
-  const metricAttributes = (attrs: Attributes): Attributes =>
-    sanitizeAttributes(attrs, A.METRIC_ATTRIBUTE_ALLOWLIST, secrets()).attributes;
+  const metricAttributes = (attrs: Attributes, held: readonly string[]): Attributes =>
+    sanitizeAttributes(attrs, A.METRIC_ATTRIBUTE_ALLOWLIST, held).attributes;
   const propagator = new W3CTraceContextPropagator();
 
   function startCall(info: CallInfo): CallTelemetry {
     const started = performance.now();
     const parent = propagator.extract(ROOT_CONTEXT, info.incomingHeaders, defaultTextMapGetter);
     const requestModel = safeModel(info.requestModel);
-    const common: Attributes = {
-      [A.ATTR_GEN_AI_OPERATION_NAME]: safeToken(info.operation),
-      [A.ATTR_GEN_AI_PROVIDER_NAME]: providerNameFor(info.providerType, info.provider),
-      [A.ATTR_LLMPROXY_PROVIDER]: info.provider,
-      ...(requestModel ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: requestModel } : {}),
-      ...(info.serverAddress ? { [A.ATTR_SERVER_ADDRESS]: info.serverAddress } : {}),
-      ...(info.serverPort ? { [A.ATTR_SERVER_PORT]: info.serverPort } : {}),
-    };
+    // Secret values are read once per call; metric attribute sets are kept small because the
+    // metrics SDK hashes every attribute on every record (the dominant per-request cost).
+    const held = secrets();
+    const operation = safeToken(info.operation);
+    const providerName = providerNameFor(info.providerType, info.provider);
+    const genAi = metricAttributes(
+      {
+        [A.ATTR_GEN_AI_OPERATION_NAME]: operation,
+        [A.ATTR_GEN_AI_PROVIDER_NAME]: providerName,
+        ...(requestModel ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: requestModel } : {}),
+        ...(info.serverAddress ? { [A.ATTR_SERVER_ADDRESS]: info.serverAddress } : {}),
+        ...(info.serverPort ? { [A.ATTR_SERVER_PORT]: info.serverPort } : {}),
+      },
+      held,
+    );
+    const ours = metricAttributes(
+      {
+        [A.ATTR_GEN_AI_OPERATION_NAME]: operation,
+        [A.ATTR_LLMPROXY_PROVIDER]: info.provider,
+      },
+      held,
+    );
+    const common: Attributes = { ...genAi, [A.ATTR_LLMPROXY_PROVIDER]: info.provider };
     const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
     const span: Span = tracer.startSpan(
-      requestModel
-        ? `${common[A.ATTR_GEN_AI_OPERATION_NAME]} ${requestModel}`
-        : String(common[A.ATTR_GEN_AI_OPERATION_NAME]),
+      requestModel ? `${operation} ${requestModel}` : operation,
       {
         kind: SpanKind.CLIENT,
         attributes: {
@@ -276,7 +289,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         span.setAttribute(A.ATTR_LLMPROXY_DLP_COUNT_PREFIX + entity, count);
         instruments.dlpDetections.add(
           count,
-          metricAttributes({ ...common, [A.ATTR_LLMPROXY_DLP_ENTITY]: entity }),
+          metricAttributes({ ...ours, [A.ATTR_LLMPROXY_DLP_ENTITY]: entity }, held),
         );
       }
     };
@@ -298,7 +311,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       // The status carries no description: provider messages echo prompts.
       if (errorType) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
-      instruments.requests.add(1, metricAttributes({ ...common, ...outcome }));
+      instruments.requests.add(1, metricAttributes({ ...ours, ...outcome }, held));
       return { seconds, outcome };
     };
 
@@ -318,7 +331,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         if (details.limitId)
           instruments.limiterRejections.add(
             1,
-            metricAttributes({ ...common, [A.ATTR_LLMPROXY_LIMIT_ID]: details.limitId }),
+            metricAttributes({ ...ours, [A.ATTR_LLMPROXY_LIMIT_ID]: details.limitId }, held),
           );
       },
       firstChunk() {
@@ -326,11 +339,11 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         firstChunkAt = performance.now();
         const seconds = (firstChunkAt - started) / 1000;
         span.setAttribute(A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds);
-        instruments.firstChunk.record(seconds, metricAttributes(common));
+        instruments.firstChunk.record(seconds, genAi);
       },
       recordContent(kind, body) {
         if (ended || info.captureContent !== true) return;
-        const text = captureText(info.providerType, kind, body, secrets());
+        const text = captureText(info.providerType, kind, body, held);
         if (text === undefined) return;
         span.setAttribute(
           kind === 'input' ? A.ATTR_LLMPROXY_CONTENT_INPUT : A.ATTR_LLMPROXY_CONTENT_OUTPUT,
@@ -358,24 +371,33 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
           errorType,
           redacted ? 'redacted' : 'allowed',
         );
-        const withResponse = {
-          ...common,
-          ...attrs,
-          ...(responseModel ? { [A.ATTR_GEN_AI_RESPONSE_MODEL]: responseModel } : {}),
-        };
-        instruments.duration.record(seconds, metricAttributes(withResponse));
+        const error = attrs[A.ATTR_ERROR_TYPE];
+        const withResponse = metricAttributes(
+          {
+            ...genAi,
+            ...(error !== undefined ? { [A.ATTR_ERROR_TYPE]: error } : {}),
+            ...(responseModel ? { [A.ATTR_GEN_AI_RESPONSE_MODEL]: responseModel } : {}),
+          },
+          held,
+        );
+        instruments.duration.record(seconds, withResponse);
         if (outcome.usage) {
-          for (const [type, n] of [
-            [A.GEN_AI_TOKEN_TYPE_INPUT, outcome.usage.inputTokens],
-            [A.GEN_AI_TOKEN_TYPE_OUTPUT, outcome.usage.outputTokens],
-          ] as const)
-            instruments.tokens.record(
-              n,
-              metricAttributes({ ...withResponse, [A.ATTR_GEN_AI_TOKEN_TYPE]: type }),
-            );
+          instruments.tokens.record(outcome.usage.inputTokens, {
+            ...withResponse,
+            [A.ATTR_GEN_AI_TOKEN_TYPE]: A.GEN_AI_TOKEN_TYPE_INPUT,
+          });
+          instruments.tokens.record(outcome.usage.outputTokens, {
+            ...withResponse,
+            [A.ATTR_GEN_AI_TOKEN_TYPE]: A.GEN_AI_TOKEN_TYPE_OUTPUT,
+          });
         }
-        if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0)
-          instruments.cost.add(outcome.costMicros, metricAttributes(withResponse));
+        if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0) {
+          const model = genAi[A.ATTR_GEN_AI_REQUEST_MODEL];
+          instruments.cost.add(outcome.costMicros, {
+            ...ours,
+            ...(model !== undefined ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: model } : {}),
+          });
+        }
       },
     };
   }
@@ -389,10 +411,10 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     recordCredentialRefresh(provider, outcome) {
       instruments.credentialRefreshes.add(
         1,
-        metricAttributes({
-          [A.ATTR_LLMPROXY_PROVIDER]: provider,
-          [A.ATTR_LLMPROXY_OUTCOME]: outcome,
-        }),
+        metricAttributes(
+          { [A.ATTR_LLMPROXY_PROVIDER]: provider, [A.ATTR_LLMPROXY_OUTCOME]: outcome },
+          secrets(),
+        ),
       );
     },
     async forceFlush() {
