@@ -12,7 +12,7 @@ import {
   type Attributes,
   type Span,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { W3CTraceContextPropagator, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -124,6 +124,17 @@ export interface TelemetryOptions {
   spanExporter?: SpanExporter;
 }
 
+/** The telemetry options the standard OTEL_* variables decide, parsed once at startup. */
+export function telemetryOptionsFromEnv(
+  env: NodeJS.ProcessEnv,
+): Pick<TelemetryOptions, 'otlp' | 'metricExportIntervalMs'> {
+  const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL);
+  return {
+    otlp: otlpEnabledFromEnv(env),
+    ...(Number.isInteger(interval) && interval > 0 ? { metricExportIntervalMs: interval } : {}),
+  };
+}
+
 /** OTLP is on when any standard endpoint variable is set. */
 export function otlpEnabledFromEnv(env: NodeJS.ProcessEnv): boolean {
   return Boolean(
@@ -163,6 +174,18 @@ const safeToken = (value: string): string => (SAFE_TOKEN.test(value) ? value : A
 
 export function createTelemetry(options: TelemetryOptions): Telemetry {
   const hash = createIdentifierHasher(options.hmacKey);
+  // Export failures are logged without their detail (a collector's error body is not ours to
+  // print), at most once a minute.
+  let lastExportError = -Infinity;
+  setGlobalErrorHandler(() => {
+    const now = Date.now();
+    if (now - lastExportError < 60_000) return;
+    lastExportError = now;
+    options.log.warn('telemetry export failed; retrying with the next batch', {
+      component: 'telemetry',
+      event: 'export_failed',
+    });
+  });
   const secrets = () => knownSecrets(options.secretValues);
   const resource = resourceFromAttributes({
     'service.name': options.serviceName,
@@ -185,9 +208,9 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   const tracer = tracerProvider.getTracer('llmproxy-sidecar', options.serviceVersion);
 
   const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
-  // exporter-prometheus 0.223.0 pins sdk-metrics 2.12.0 next to our 2.12.1: the same reader at
-  // run time, two nominal types for the compiler.
-  const readers: MetricReader[] = [prometheus as unknown as MetricReader];
+  // The OpenTelemetry packages are pinned to one release line (package.json) so that the SDK,
+  // the exporters and the global error handler are single copies.
+  const readers: MetricReader[] = [prometheus];
   if (options.otlp) {
     readers.push(
       new PeriodicExportingMetricReader({
