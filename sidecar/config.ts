@@ -15,6 +15,10 @@ export interface SidecarConfig {
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Where `scope: shared` limits live; without it they hold per pod. */
+  redisUrl?: string;
+  /** When Redis is unreachable: fall back to this pod's share of the limit, or refuse. */
+  redisFailure: 'pod-share' | 'closed';
   logLevel: LogLevel;
 }
 
@@ -36,6 +40,8 @@ export const USAGE = `usage: llmproxy-sidecar --policy-file FILE [options]
   --max-body-bytes N        request body limit (default 1048576)
   --upstream-timeout-ms N   provider silence before giving up (default 300000)
   --request-timeout-ms N    time for a client to send a whole request (default 30000)
+  --redis-url URL           Redis for shared rate limits (env LLMPROXY_REDIS_URL)
+  --redis-failure MODE      pod-share (default) or closed, while Redis is unreachable
   --log-level LEVEL         error|warn|info|debug (env LLMPROXY_LOG_LEVEL, default info)`;
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -56,6 +62,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       'max-body-bytes': { type: 'string' },
       'upstream-timeout-ms': { type: 'string' },
       'request-timeout-ms': { type: 'string' },
+      'redis-url': { type: 'string' },
+      'redis-failure': { type: 'string' },
       'log-level': { type: 'string' },
     },
   });
@@ -74,6 +82,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   const logLevel = (values['log-level'] ?? env.LLMPROXY_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  const redisUrl = values['redis-url'] ?? env.LLMPROXY_REDIS_URL;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    problems.push('--redis-url: expected redis://HOST:PORT or rediss://HOST:PORT');
+  }
+  const redisFailure = values['redis-failure'] ?? 'pod-share';
+  if (redisFailure !== 'pod-share' && redisFailure !== 'closed') {
+    problems.push('--redis-failure: must be pod-share or closed');
+  }
   const config: SidecarConfig = {
     policyFile: values['policy-file'],
     pod: {
@@ -104,6 +120,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       100,
       problems,
     ),
+    redisUrl,
+    redisFailure: redisFailure === 'closed' ? 'closed' : 'pod-share',
     logLevel,
   };
   if (!config.policyFile)

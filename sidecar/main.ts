@@ -9,6 +9,7 @@ import {
   type SidecarConfig,
 } from './config.js';
 import { createAdminServer } from './admin/server.js';
+import { createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
 import { compileManifestStream } from './policy/compiler/index.js';
 import { parsePolicyText, watchPolicyFile, type PodIdentity } from './policy/file-source.js';
@@ -37,11 +38,18 @@ async function main(): Promise<void> {
   const store = new PolicyStore();
   const keys = createKeyStore({ log });
   store.onChange((policy) => keys.apply(policy.providers));
+  const limits = createLimiters({
+    redisUrl: config.redisUrl,
+    onRedisDown: config.redisFailure,
+    log,
+  });
+  store.onChange((policy) => limits.apply(policy.rateLimits ?? []));
   const upstream = createUpstream();
   const pipeline = createPipeline({
     currentPolicy: () => store.current(),
     keys,
     upstream,
+    limits,
     log,
     maxBodyBytes: config.maxBodyBytes,
     accessLog: config.logLevel === 'info' || config.logLevel === 'debug',
@@ -96,7 +104,7 @@ async function main(): Promise<void> {
     deadline.unref();
     await closing;
     upstream.close();
-    await keys.close();
+    await Promise.all([keys.close(), limits.close()]);
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

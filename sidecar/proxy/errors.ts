@@ -129,6 +129,8 @@ export class ProxyError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
     readonly statusOverride?: number,
+    /** Names the rule that refused (never request content): a limit id, an entity type. */
+    readonly detail: { limitId?: string; entity?: string } = {},
   ) {
     super(message);
   }
@@ -150,14 +152,21 @@ export function errorResponse(
   providerType: ProviderType | undefined,
 ): ErrorResponse {
   const traits = TRAITS[error.code];
+  // OpenAI's `param` names what was wrong; here the rule that refused (a limit id, an entity type).
+  const rule = error.detail.limitId ?? error.detail.entity ?? null;
   const body =
     providerType === 'anthropic'
       ? {
           type: 'error',
-          error: { type: traits.anthropicType, code: error.code, message: error.message },
+          error: {
+            type: traits.anthropicType,
+            code: error.code,
+            message: error.message,
+            ...(rule === null ? {} : { rule }),
+          },
         }
       : {
-          error: { message: error.message, type: traits.openaiType, param: null, code: error.code },
+          error: { message: error.message, type: traits.openaiType, param: rule, code: error.code },
         };
   return {
     status: error.status,

@@ -1,10 +1,21 @@
 // The request path of DESIGN.md, one step after another:
-// route → bounded body → model scope → key → forward → relay (streaming too) → log.
+// route → bounded body → model scope → rate limits → key → forward → relay and meter (streaming
+// too) → settle limits → usage record and log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ProviderType } from '../policy/compiled.js';
 import type { RuntimePolicy, RuntimeProvider } from '../policy/runtime.js';
 import { adapterFor, type Endpoint, type ProviderAdapter } from '../providers/index.js';
+import type { Admitted, Limiters, Refused } from '../limits/index.js';
+import {
+  costMicros,
+  createResponseMeter,
+  estimateInputTokens,
+  prepareStreamingRequest,
+  type ResponseMeter,
+  type Usage,
+  type UsageSink,
+} from '../metering/index.js';
 import type { Logger } from '../telemetry/log.js';
 import { UpstreamError, type Upstream } from '../upstream/forward.js';
 import { ClientGoneError, readBoundedBody } from './body.js';
@@ -24,6 +35,9 @@ export interface PipelineOptions {
   currentPolicy(): RuntimePolicy | undefined;
   keys: Keys;
   upstream: Upstream;
+  limits: Limiters;
+  /** Where each admitted request's usage record goes (the operator's ledger in managed mode). */
+  usageSink?: UsageSink;
   log: Logger;
   maxBodyBytes: number;
   /** One info line per request; off when the log level is above info. */
@@ -33,6 +47,8 @@ export interface PipelineOptions {
 
 const MODEL_NAME = /^[\x21-\x7e]{1,256}$/;
 const AZURE_API_VERSION = /^[A-Za-z0-9.-]{1,32}$/;
+/** Output tokens reserved against token limits when neither the client nor the grant bounds them. */
+const DEFAULT_OUTPUT_RESERVATION = 1024;
 
 /** Per-request facts gathered along the way, for the access log. */
 interface Exchange {
@@ -42,6 +58,10 @@ interface Exchange {
   model?: string;
   status?: number;
   code?: string;
+  admission?: Admitted;
+  meter?: ResponseMeter;
+  usage?: Usage;
+  costMicros?: number | null;
 }
 
 export function createPipeline(options: PipelineOptions) {
@@ -54,6 +74,7 @@ export function createPipeline(options: PipelineOptions) {
     } catch (error) {
       refuse(res, exchange, toProxyError(error));
     } finally {
+      settle(exchange);
       accessLog(req, exchange);
     }
   }
@@ -122,16 +143,38 @@ export function createPipeline(options: PipelineOptions) {
     if (decision.maxOutputTokens !== undefined)
       adapter.capOutputTokens(body, endpoint, decision.maxOutputTokens);
 
-    const outgoing = Buffer.from(JSON.stringify(body));
-    const url = upstreamUrl(provider, target.rest, target.query);
-    await forward(req, res, exchange, {
-      provider,
-      adapter,
-      endpoint,
-      url,
-      outgoing,
-      streaming: adapter.isStreaming(body),
+    const streaming = adapter.isStreaming(body);
+    // Streams report usage only when asked; the extra chunk is stripped if the client did not ask.
+    const prepared = streaming
+      ? prepareStreamingRequest(provider.grant.type, body)
+      : { body, clientAskedForUsage: true };
+    const estimatedInputTokens = estimateInputTokens(
+      provider.grant.type,
+      prepared.body,
+      raw.length,
+    );
+    const maxOutputTokens =
+      endpoint.operation === 'embeddings'
+        ? 0
+        : (adapter.statedOutputTokens(body) ?? DEFAULT_OUTPUT_RESERVATION);
+    const admission = await options.limits.admit({
+      provider: provider.grant.name,
+      model,
+      estimatedInputTokens,
+      maxOutputTokens,
     });
+    if (!admission.ok) throw limitRefusal(admission);
+    exchange.admission = admission;
+    exchange.meter = createResponseMeter(provider.grant.type, {
+      streaming,
+      stripUsageChunk: !prepared.clientAskedForUsage,
+      requestModel: model,
+      estimatedInputTokens,
+    });
+
+    const outgoing = Buffer.from(JSON.stringify(prepared.body));
+    const url = upstreamUrl(provider, target.rest, target.query);
+    await forward(req, res, exchange, { provider, adapter, endpoint, url, outgoing, streaming });
   }
 
   interface Prepared {
@@ -200,11 +243,15 @@ export function createPipeline(options: PipelineOptions) {
   ): Promise<void> {
     const status = upstreamRes.statusCode ?? 502;
     exchange.status = status;
-    const headers = clientResponseHeaders(upstreamRes.headers);
+    const headers = {
+      ...clientResponseHeaders(upstreamRes.headers),
+      ...exchange.admission?.headers,
+    };
     if (!p.streaming && upstreamRes.headers['content-length'] !== undefined) {
       headers['content-length'] = upstreamRes.headers['content-length'];
     }
     res.writeHead(status, headers);
+    const meter = exchange.meter;
     return new Promise((resolve) => {
       let settled = false;
       const done = () => {
@@ -213,13 +260,14 @@ export function createPipeline(options: PipelineOptions) {
         resolve();
       };
       upstreamRes.on('data', (chunk: Buffer) => {
-        if (!res.write(chunk)) {
+        const out = meter ? meter.push(chunk) : chunk;
+        if (out.length > 0 && !res.write(out)) {
           upstreamRes.pause();
           res.once('drain', () => upstreamRes.resume());
         }
       });
       upstreamRes.on('end', () => {
-        res.end();
+        res.end(meter?.end());
         done();
       });
       // The provider went away mid-body: close the client's stream in a way its SDK understands.
@@ -265,6 +313,34 @@ export function createPipeline(options: PipelineOptions) {
     res.end(response.body);
   }
 
+  /** Every admitted request settles its reservation and frees its slot, however it ended. */
+  function settle(exchange: Exchange): void {
+    const { admission, provider, model } = exchange;
+    if (!admission || !provider || !model) return;
+    const succeeded = exchange.status !== undefined && exchange.status < 400;
+    const usage = succeeded ? exchange.meter?.usage() : undefined;
+    admission.settle(usage ?? { inputTokens: 0, outputTokens: 0 });
+    admission.release();
+    if (!usage) return;
+    exchange.usage = usage;
+    exchange.costMicros = costMicros(
+      provider.grant.type,
+      usage.responseModel ?? model,
+      usage,
+      options.currentPolicy()?.policy.pricing ?? [],
+      provider.grant.name,
+    );
+    options.usageSink?.record({
+      provider: provider.grant.name,
+      model,
+      usage,
+      costMicros: exchange.costMicros,
+      limitIds: admission.limitIds,
+      status: exchange.status ?? 0,
+      aborted: exchange.code === 'client_closed',
+    });
+  }
+
   function accessLog(req: IncomingMessage, exchange: Exchange): void {
     if (!options.accessLog) return;
     log.info('request', {
@@ -277,10 +353,27 @@ export function createPipeline(options: PipelineOptions) {
       decision:
         exchange.code === undefined || exchange.code === 'client_closed' ? 'allowed' : 'refused',
       durationMs: Math.round((performance.now() - exchange.started) * 100) / 100,
+      inputTokens: exchange.usage?.inputTokens,
+      outputTokens: exchange.usage?.outputTokens,
+      estimated: exchange.usage?.estimated,
+      costMicros: exchange.costMicros ?? undefined,
+      limitIds: exchange.admission?.limitIds,
     });
   }
 
   return { handle };
+}
+
+function limitRefusal(refused: Refused): ProxyError {
+  const code = refused.status === 503 ? 'overloaded' : 'rate_limited';
+  // A request bigger than a whole bucket can never pass: tell SDKs not to retry it.
+  const headers =
+    refused.reason === 'never_fits'
+      ? { ...refused.headers, 'x-should-retry': 'false' }
+      : refused.headers;
+  return new ProxyError(code, refused.message, headers, refused.status, {
+    limitId: refused.limitId,
+  });
 }
 
 function isJson(contentType: string | undefined): boolean {
