@@ -22,7 +22,7 @@ fi
 cache="${LLMPROXY_CACHE:-$HOME/.cache/llmproxy}"
 bin="$cache/bin"
 mkdir -p "$bin"
-export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+export GOTOOLCHAIN=local GOFLAGS='-mod=readonly -buildvcs=false' CGO_ENABLED=0
 jobs="${LLMPROXY_BUILD_JOBS:-2}"
 
 die() { printf 'controlplane build: %s\n' "$*" >&2; exit 1; }

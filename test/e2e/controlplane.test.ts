@@ -3,12 +3,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import {
+  attachControlPlane,
   type ControlPlane,
   ControlPlaneError,
   processAlive,
@@ -131,6 +133,41 @@ describe('the shared e2e control plane', () => {
         },
       }),
     ).rejects.toThrow(/spec\.size/);
+  });
+
+  it('stores the example LlmPolicy through client-node and reads it back', async () => {
+    const example = path.join(repoRoot, 'examples/llmpolicy.yaml');
+    const crd = path.join(repoRoot, 'crds/llmpolicies.llmproxy.io.yaml');
+    if (!existsSync(example) || !existsSync(crd)) return; // the API issue has not landed yet
+    await ok(cp, ['apply', '--server-side', '-f', crd]);
+    await ok(cp, [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/llmpolicies.llmproxy.io',
+    ]);
+    const ns = await freshNamespace('llmpolicy');
+    const policy = parseYaml(readFileSync(example, 'utf8')) as {
+      metadata: { name: string; namespace?: string };
+      spec: Record<string, unknown>;
+    };
+    policy.metadata.namespace = ns;
+    const api = (await cp.kubeConfig()).makeApiClient(k8s.CustomObjectsApi);
+    const target = {
+      group: 'llmproxy.io',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'llmpolicies',
+    };
+    await api.createNamespacedCustomObject({ ...target, body: policy });
+    const got = (await api.getNamespacedCustomObject({
+      ...target,
+      name: policy.metadata.name,
+    })) as {
+      spec: unknown;
+    };
+    // The server applies the schema's defaults on top of what was sent.
+    expect(got.spec).toMatchObject(policy.spec);
   });
 
   it('mints a ServiceAccount token for llmproxy.io that TokenReview accepts', async () => {
@@ -264,6 +301,17 @@ describe('control plane failure handling', () => {
     await new Promise((r) => setTimeout(r, 200));
     const started = Date.now();
     await expect(cp.kubectl(['get', 'ns'])).rejects.toThrow(/etcd was killed by SIGKILL/);
+    // A jest worker sees the same through the pid files of a control plane it did not start.
+    const view = attachControlPlane({
+      dir: path.dirname(cp.kubeconfigPath),
+      apiServerURL: cp.apiServerURL,
+      kubeconfigPath: cp.kubeconfigPath,
+      caPem: cp.caPem,
+      binDir: cp.binDir,
+    });
+    await expect(view.tokenFor('default', 'any')).rejects.toThrow(
+      /etcd \(pid \d+\) is not running/,
+    );
     expect(Date.now() - started).toBeLessThan(2000);
 
     const dir = path.dirname(cp.kubeconfigPath);

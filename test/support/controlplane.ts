@@ -56,15 +56,18 @@ export interface ControlPlane {
   kubeconfigPath: string;
   /** the API server's serving CA (PEM) */
   caPem: string;
-  /** where kubectl and helm live, for spawning them */
+  /** where kubectl and helm live, for spawning them (`${binDir}/kubectl`, `${binDir}/helm`) */
   binDir: string;
-  /** process ids, for tests that need to kill one; 0 when attached from another process */
+  /** process ids, for tests that need to kill one */
   pids: { etcd: number; apiserver: number };
   kubectl(
     args: string[],
     opts?: { input?: string; user?: KubeUser; timeoutMs?: number },
   ): Promise<KubectlResult>;
-  /** A token from the TokenRequest API. The ServiceAccount (and a bound Pod) must exist. */
+  /**
+   * A token from the TokenRequest API (audiences default to `llmproxy.io`, expiry to an hour,
+   * at least 600 s). The ServiceAccount (and a bound Pod) must exist.
+   */
   tokenFor(
     namespace: string,
     serviceAccount: string,
@@ -752,13 +755,38 @@ interface Owner {
   health: () => string | undefined;
 }
 
+/** Health of a control plane another process owns, from the pid files in its dir. */
+function pidFileOwner(dir: string): Owner {
+  const read = (name: string): number => {
+    try {
+      return Number(readFileSync(path.join(dir, `${name}.pid`), 'utf8').trim());
+    } catch {
+      return 0;
+    }
+  };
+  const pids = { etcd: read('etcd'), apiserver: read('kube-apiserver') };
+  return {
+    pids,
+    stop: async () => undefined, // the owner (globalTeardown) stops it
+    health: () => {
+      if (!existsSync(dir)) return `its data dir ${dir} is gone (stopped by its owner?)`;
+      const dead = (['etcd', 'apiserver'] as const).find((n) => !processAlive(pids[n]));
+      return dead
+        ? `${dead === 'etcd' ? 'etcd' : 'kube-apiserver'} (pid ${pids[dead]}) is not running`
+        : undefined;
+    },
+  };
+}
+
+/** Uses a running control plane; without an owner (another process started it) stop() is a no-op. */
 export function attachControlPlane(state: ControlPlaneState, owner?: Owner): ControlPlane {
   const pki = path.join(state.dir, 'pki');
   const userConfigs = new Map<string, Promise<string>>();
   const kubectlBin = binaries().kubectl;
+  const run = owner ?? pidFileOwner(state.dir);
 
   const ensureHealthy = (): void => {
-    const problem = owner?.health();
+    const problem = run.health();
     if (problem) throw new ControlPlaneError(`control plane is down: ${problem}`);
   };
 
@@ -823,7 +851,7 @@ export function attachControlPlane(state: ControlPlaneState, owner?: Owner): Con
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        const problem = owner?.health();
+        const problem = run.health();
         if (problem && code !== 0) stderr += `\n[controlplane] control plane is down: ${problem}`;
         resolve({ code: code ?? -1, stdout, stderr });
       });
@@ -890,11 +918,11 @@ export function attachControlPlane(state: ControlPlaneState, owner?: Owner): Con
     kubeconfigPath: state.kubeconfigPath,
     caPem: state.caPem,
     binDir: state.binDir,
-    pids: owner?.pids ?? { etcd: 0, apiserver: 0 },
+    pids: run.pids,
     kubectl,
     tokenFor,
     kubeconfigFor,
     kubeConfig,
-    stop: owner?.stop ?? (async () => undefined),
+    stop: run.stop,
   };
 }
