@@ -1,4 +1,9 @@
 // What an e2e test uses: the run's shared control plane and a namespace of its own.
+//
+// Run one file:  NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects e2e -- test/e2e/x.test.ts
+// (the `--` matters: --selectProjects takes every following word as a project name).
+// LLMPROXY_E2E_LOG=1 streams the etcd/kube-apiserver output of the shared control plane.
+// What the control plane does not run (no controller-manager, no scheduler) is in controlplane.ts.
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -27,7 +32,7 @@ export async function sharedControlPlane(): Promise<ControlPlane> {
   if (!file) {
     throw new Error(
       `${STATE_ENV} is not set: run e2e tests through the jest e2e project ` +
-        '(NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects e2e)',
+        '(NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects e2e -- <files>)',
     );
   }
   const state = JSON.parse(readFileSync(file, 'utf8')) as ControlPlaneState;
