@@ -160,6 +160,32 @@ describe('protectRequest', () => {
     );
   });
 
+  it('never changes anything but prompt text', () => {
+    fc.assert(
+      fc.property(
+        fc.jsonValue(),
+        fc.string({ maxLength: 40 }),
+        fc.constantFrom<'openai' | 'anthropic'>('openai', 'anthropic'),
+        (other, prose, type) => {
+          const body = {
+            model: `m-${EMAIL}`,
+            user: EMAIL,
+            metadata: other,
+            tools: [{ name: 'f', description: EMAIL }],
+            messages: [{ role: 'user', content: `${prose} ${EMAIL}` }],
+          };
+          const verdict = protectRequest(type, body, { pii: 'redact' });
+          expect(verdict.verdict).toBe('redacted');
+          if (verdict.verdict !== 'redacted') return;
+          const { messages, ...rest } = verdict.body as typeof body;
+          const { messages: _original, ...originalRest } = body;
+          expect(rest).toEqual(originalRest);
+          expect(messages[0]!.content).not.toContain(EMAIL);
+        },
+      ),
+    );
+  });
+
   it('leaves nothing detectable behind after redaction', () => {
     const settings: DataProtection = { pii: 'redact', secrets: 'redact' };
     fc.assert(

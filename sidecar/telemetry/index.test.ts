@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import fc from 'fast-check';
 import { createLogger } from './log.js';
 import { createTelemetry, operationFor, safeModel, type Telemetry } from './index.js';
 
@@ -206,5 +207,56 @@ describe('metrics', () => {
     expect(text).toMatch(/llmproxy_requests_total\{[^}]*llmproxy_decision="allowed"/);
     expect(text).toMatch(/llmproxy_cost_micros_total\{[^}]*\} 5/);
     expect(text).toMatch(/llmproxy_credential_refreshes_total\{[^}]*llmproxy_outcome="ok"/);
+  });
+});
+
+describe('no secret value leaves, whatever the caller passes', () => {
+  it('holds for secrets hidden in every client-controlled field', async () => {
+    const secret = randomBytes(18).toString('base64url');
+    const { telemetry, exporter } = setup([secret]);
+    const hidden = fc
+      .tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }))
+      .map(([a, b]) => `${a}${secret}${b}`);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          model: fc.oneof(hidden, fc.constant(secret)),
+          user: hidden,
+          caller: hidden,
+          errorType: fc.oneof(hidden, fc.constant(secret)),
+          responseModel: fc.oneof(hidden, fc.constant(secret)),
+          provider: fc.constant('openai'),
+          refuse: fc.boolean(),
+        }),
+        async (input) => {
+          const call = telemetry.startCall({
+            operation: 'chat',
+            provider: input.provider,
+            providerType: 'openai',
+            requestModel: input.model,
+            serverAddress: 'api.example',
+            policyVersion: 'v',
+            incomingHeaders: { 'x-llmproxy-user': input.caller, authorization: `Bearer ${secret}` },
+            endUser: input.user,
+          });
+          if (input.refuse) call.refused(input.errorType, { limitId: 'l', entity: 'email' });
+          else
+            call.finish({
+              status: 500,
+              errorType: input.errorType,
+              responseModel: input.responseModel,
+              usage: { inputTokens: 1, outputTokens: 1 },
+              costMicros: 1,
+            });
+        },
+      ),
+      { numRuns: 100 },
+    );
+    const spans = JSON.stringify(
+      exporter.getFinishedSpans().map((s) => ({ n: s.name, a: s.attributes, e: s.events })),
+    );
+    expect(spans.length).toBeGreaterThan(1000);
+    expect(spans.includes(secret)).toBe(false);
+    expect((await scrape(telemetry)).includes(secret)).toBe(false);
   });
 });
