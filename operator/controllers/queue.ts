@@ -2,6 +2,7 @@
 // that is already waiting is a no-op (de-duplication), a key added while it is being
 // processed runs once more afterwards, and failed keys come back with per-key exponential
 // backoff. The core is pure (time is a parameter); startWorkers is the thin shell with timers.
+import { errorMessage } from '../../sidecar/control/protocol.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 
 export interface RetryOptions {
@@ -157,7 +158,7 @@ export function startWorkers<K extends string>(
     } catch (err) {
       const delayMs = queue.fail(key, now());
       options.log?.warn('reconcile failed; will retry', {
-        reason: err instanceof Error ? err.message.slice(0, 200) : 'unknown error',
+        reason: errorMessage(err, 200),
         attempt: queue.failures(key),
         delayMs,
       });

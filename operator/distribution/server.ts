@@ -11,6 +11,7 @@ import {
   STREAM_CONTENT_TYPE,
   WATCH_PATH,
   decodeAck,
+  errorMessage,
   encodeMessage,
   type Ack,
 } from '../../sidecar/control/protocol.js';
@@ -151,7 +152,7 @@ export async function startDistributionServer(
     try {
       policy = options.policyFor(entry.identity);
     } catch (err) {
-      log.error('policyFor failed', { reason: err instanceof Error ? err.message : 'error' });
+      log.error('policyFor failed', { reason: errorMessage(err) });
       return;
     }
     if (!policy || policy.version === stream.sent) return;
@@ -291,7 +292,7 @@ export async function startDistributionServer(
     try {
       options.onAck?.(identity, ack);
     } catch (err) {
-      log.error('onAck failed', { reason: err instanceof Error ? err.message : 'error' });
+      log.error('onAck failed', { reason: errorMessage(err) });
     }
     res.writeHead(204).end();
   };
@@ -309,7 +310,7 @@ export async function startDistributionServer(
     }
     work.catch((err: unknown) => {
       log.error('distribution request failed', {
-        reason: err instanceof Error ? err.message : 'error',
+        reason: errorMessage(err),
       });
       fail(res, 500, 'internal_error');
     });

@@ -250,7 +250,7 @@ export class KubeClient {
       body: {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
-        metadata: { generateName: `${input.regarding.name ?? 'object'}.`, namespace },
+        metadata: { generateName: `${input.regarding.name ?? 'object'}-`, namespace },
         eventTime: microTime(Date.now()),
         reportingController,
         reportingInstance,
@@ -409,7 +409,9 @@ function statusError(statusCode: number, body: Buffer): KubeApiError {
 
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new Error('request aborted');
+  return typeof (reason as { message?: unknown } | null)?.message === 'string'
+    ? (reason as Error)
+    : new Error('request aborted');
 }
 
 /** A metav1.MicroTime: RFC 3339 with exactly six fractional digits, as the API server parses it. */

@@ -2,6 +2,7 @@
 // 410 Gone (relist), a connection that silently stops delivering (watchdog), API server
 // outages (jittered backoff), and drift (periodic relist). Subscribers get a sync callback
 // with the whole cache after every (re)connect so controllers can reconcile from it.
+import { errorMessage } from '../../sidecar/control/protocol.js';
 import { backoffDelay, type BackoffOptions } from '../../sidecar/control/backoff.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { KubeApiError, isGone, type KubeClient, type WatchEvent } from './client.js';
@@ -85,10 +86,6 @@ export function nextStep(
 }
 
 type Listener<T> = { onChange?: (change: Change<T>) => void; onSync?: (objects: T[]) => void };
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message.slice(0, 200) : 'unknown error';
-}
 
 class WatchEnded extends Error {
   constructor(readonly kind: 'stale' | 'relist-due' | 'stopped') {
@@ -211,7 +208,7 @@ export class Informer<T extends KubeObject> {
           haveList = false;
           this.log?.info('watch resource version expired; relisting', { reason: this.kind.plural });
         } else {
-          this.log?.warn('watch error', { reason: this.kind.plural, error: errorText(error) });
+          this.log?.warn('watch error', { reason: this.kind.plural, error: errorMessage(error) });
         }
         step = nextStep({ error }, haveList);
         // Repeated 410s (or a relist that keeps failing) still back off.

@@ -1,6 +1,7 @@
 // Leader election on a Lease: the shell around lease.ts that talks to the API server.
 // Every replica serves sidecars; only the leader runs the work that must happen once
 // (status writes, ledger periods, shared-limit division).
+import { errorMessage } from '../../sidecar/control/protocol.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { isConflict, Leases, microTime, type KubeClient, type Lease } from '../kube/index.js';
@@ -83,7 +84,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     } catch (err) {
       // A conflict means someone else wrote first: not an error, just not ours this round.
       if (!isConflict(err)) {
-        log?.warn('lease update failed', { reason: err instanceof Error ? err.message : 'error' });
+        log?.warn('lease update failed', { reason: errorMessage(err) });
       }
     }
     if (stopped) return;
@@ -120,7 +121,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
           });
         }
       } catch (err) {
-        log?.warn('lease release failed', { reason: err instanceof Error ? err.message : 'error' });
+        log?.warn('lease release failed', { reason: errorMessage(err) });
       }
       become(false);
     },

@@ -15,6 +15,7 @@ import {
   WATCH_PATH,
   LineDecoder,
   decodeServerMessage,
+  errorMessage,
   truncate,
   type Ack,
 } from './protocol.js';
@@ -113,7 +114,10 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
         req.end(body);
       });
     } catch (err) {
-      log.warn('policy ack not delivered', { reason: errorText(err), policyVersion: ack.version });
+      log.warn('policy ack not delivered', {
+        reason: errorMessage(err),
+        policyVersion: ack.version,
+      });
     }
   };
 
@@ -126,12 +130,12 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       state.rejected++;
       log.error('operator sent an invalid policy; keeping the previous one', {
         policyVersion: stated,
-        reason: errorText(err),
+        reason: errorMessage(err),
       });
       void sendAck({
         version: stated,
         ok: false,
-        error: truncate(errorText(err), MAX_ACK_ERROR_CHARS),
+        error: truncate(errorMessage(err), MAX_ACK_ERROR_CHARS),
       });
       return;
     }
@@ -142,12 +146,12 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
         state.rejected++;
         log.error('policy could not be applied; keeping the previous one', {
           policyVersion: policy.version,
-          reason: errorText(err),
+          reason: errorMessage(err),
         });
         void sendAck({
           version: policy.version,
           ok: false,
-          error: truncate(`not applied: ${errorText(err)}`, MAX_ACK_ERROR_CHARS),
+          error: truncate(`not applied: ${errorMessage(err)}`, MAX_ACK_ERROR_CHARS),
         });
         return;
       }
@@ -195,7 +199,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       });
       current = req;
       arm(options.connectTimeoutMs ?? 10_000);
-      req.on('error', (err) => finish({ healthy }, errorText(err)));
+      req.on('error', (err) => finish({ healthy }, errorMessage(err)));
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
           res.resume();
@@ -226,11 +230,11 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
               arm(heartbeatMs * HEARTBEAT_MISSES + 1000);
             }
           } catch (err) {
-            finish({ healthy }, errorText(err));
+            finish({ healthy }, errorMessage(err));
           }
         });
         res.on('end', () => finish({ healthy }, 'operator closed the stream'));
-        res.on('error', (err) => finish({ healthy }, errorText(err)));
+        res.on('error', (err) => finish({ healthy }, errorMessage(err)));
       });
       req.end();
     });
@@ -254,7 +258,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       } catch (err) {
         // Token or CA file unreadable (e.g. mid-rotation): same backoff as a network error.
         state.failures++;
-        state.lastError = errorText(err);
+        state.lastError = errorMessage(err);
         outcome = { healthy: false };
       }
       if (closed) break;
@@ -286,10 +290,4 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       return state.confirmedAt === undefined ? undefined : Math.max(0, now - state.confirmedAt);
     },
   };
-}
-
-function errorText(err: unknown): string {
-  // Error messages here come from node (network), the contract parser, or our own code:
-  // never from a token or a header value.
-  return err instanceof Error ? err.message.slice(0, 300) : 'unknown error';
 }

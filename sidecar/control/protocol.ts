@@ -124,3 +124,13 @@ export function truncate(text: string, max: number): string {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * The message of anything thrown, truncated. Not `instanceof Error`: errors from Node's own
+ * modules come from another realm under some test runners. Callers only pass errors from
+ * Node, the contract parser or our code, never ones built from a token or header value.
+ */
+export function errorMessage(err: unknown, max = 300): string {
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? truncate(message, max) : 'unknown error';
+}
