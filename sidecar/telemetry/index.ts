@@ -36,10 +36,12 @@ import { createIdentifierHasher } from './hmac.js';
 import type { Logger } from './log.js';
 import { RedactingSpanProcessor, sanitizeAttributes } from './redaction.js';
 import { knownSecrets, type SecretSource } from './secrets.js';
+import { safeModel, safeToken } from './values.js';
 
 export { createLogger, logAccess, resolveLogLevel } from './log.js';
 export type { AccessLogEntry, LogFields, LogLevel, Logger, LoggerOptions } from './log.js';
 export { registerSecretSource } from './secrets.js';
+export { safeModel, safeToken } from './values.js';
 export type { SecretSource } from './secrets.js';
 export { TelemetrySettings } from './schema.js';
 
@@ -160,17 +162,6 @@ export function providerNameFor(providerType: ProviderType, provider: string): s
   if (providerType === 'azure-openai') return 'azure.ai.openai';
   return provider;
 }
-
-const MODEL_PATTERN = /^[A-Za-z0-9._:/@+-]{1,128}$/;
-
-/** A client-sent model name is recorded only if it looks like one (else `_OTHER`). */
-export function safeModel(model: string | undefined): string | undefined {
-  if (model === undefined) return undefined;
-  return MODEL_PATTERN.test(model) ? model : A.ERROR_TYPE_OTHER;
-}
-
-const SAFE_TOKEN = /^[A-Za-z0-9._:-]{1,64}$/;
-const safeToken = (value: string): string => (SAFE_TOKEN.test(value) ? value : A.ERROR_TYPE_OTHER);
 
 export function createTelemetry(options: TelemetryOptions): Telemetry {
   const hash = createIdentifierHasher(options.hmacKey);

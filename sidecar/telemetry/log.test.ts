@@ -121,3 +121,20 @@ describe('logAccess', () => {
     });
   });
 });
+
+describe('logAccess with client-sent values', () => {
+  it('records a model that is not a model name, or a message given as a code, as _OTHER', async () => {
+    const { log, entries } = capture();
+    logAccess(log, {
+      method: 'POST',
+      route: '/openai/v1/chat/completions',
+      model: 'my ssn is 123-45-6789, what is yours?',
+      status: 400,
+      decision: 'refused',
+      code: 'Invalid prompt: my ssn is 123-45-6789',
+      durationMs: 1,
+    });
+    await settle();
+    expect(entries()[0]).toMatchObject({ model: '_OTHER', code: '_OTHER' });
+  });
+});

@@ -3,6 +3,7 @@
 import type { Writable } from 'node:stream';
 import winston from 'winston';
 import { knownSecrets, maskSecrets, type SecretSource } from './secrets.js';
+import { safeModel, safeToken } from './values.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -151,10 +152,13 @@ export interface AccessLogEntry {
 }
 
 export function logAccess(log: Logger, entry: AccessLogEntry): void {
-  const { callerHash, dlpCounts, durationMs, ...rest } = entry;
+  const { callerHash, dlpCounts, durationMs, model, code, ...rest } = entry;
   log.info('request', {
     event: 'access',
     ...rest,
+    // The model is whatever the client sent, and the code may come from a provider: shape-checked.
+    model: safeModel(model),
+    code: code === undefined ? undefined : safeToken(code),
     durationMs: Math.round(durationMs * 1000) / 1000,
     caller: callerHash,
     dlp: dlpCounts ? Object.entries(dlpCounts).map(([k, v]) => `${k}=${v}`) : undefined,
