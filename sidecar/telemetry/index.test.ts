@@ -111,6 +111,47 @@ describe('startCall / finish', () => {
     expect(span!.attributes['gen_ai.provider.name']).toBe('local');
   });
 
+  it('continues the trace without recording when there is nowhere to export spans', async () => {
+    const bare = createTelemetry({
+      serviceName: 's',
+      hmacKey: randomBytes(32),
+      log: createLogger({ level: 'error' }),
+      secretValues: () => [],
+    });
+    try {
+      for (const flags of ['01', '00']) {
+        const call = bare.startCall({
+          operation: 'chat',
+          provider: 'openai',
+          providerType: 'openai',
+          policyVersion: 'v',
+          incomingHeaders: {
+            traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-${flags}`,
+            tracestate: 'k=v',
+          },
+        });
+        const headers = call.upstreamHeaders();
+        expect(headers.traceparent).toMatch(
+          new RegExp(`^00-${PARENT_TRACE}-(?!${PARENT_SPAN})[0-9a-f]{16}-${flags}$`),
+        );
+        expect(headers.tracestate).toBe('k=v');
+        expect(call.traceId).toBe(PARENT_TRACE);
+        call.finish({ status: 200, usage: { inputTokens: 1, outputTokens: 1 } });
+      }
+      const fresh = bare.startCall({
+        operation: 'chat',
+        provider: 'openai',
+        providerType: 'openai',
+        policyVersion: 'v',
+        incomingHeaders: {},
+      });
+      expect(fresh.upstreamHeaders().traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(await scrape(bare)).toContain('gen_ai_client_token_usage_count');
+    } finally {
+      await bare.shutdown();
+    }
+  });
+
   it('records refusals with decision and code, once', () => {
     const { telemetry, exporter } = setup();
     const call = telemetry.startCall({

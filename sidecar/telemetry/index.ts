@@ -6,6 +6,7 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   defaultTextMapGetter,
   defaultTextMapSetter,
   trace,
@@ -25,6 +26,7 @@ import {
 import {
   BasicTracerProvider,
   BatchSpanProcessor,
+  RandomIdGenerator,
   SimpleSpanProcessor,
   type SpanExporter,
   type SpanProcessor,
@@ -197,6 +199,21 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     ),
   });
   const tracer = tracerProvider.getTracer('llmproxy-sidecar', options.serviceVersion);
+  // With nowhere to export spans, recording them is wasted work: a non-recording span that keeps
+  // the caller's trace id and sampling flag still continues the trace upstream.
+  const ids = new RandomIdGenerator();
+  const startSpan: typeof tracer.startSpan =
+    exporters.length > 0
+      ? (name, spanOptions, context) => tracer.startSpan(name, spanOptions, context)
+      : (_name, _spanOptions, context) => {
+          const parentContext = context ? trace.getSpanContext(context) : undefined;
+          return trace.wrapSpanContext({
+            traceId: parentContext?.traceId ?? ids.generateTraceId(),
+            spanId: ids.generateSpanId(),
+            traceFlags: parentContext?.traceFlags ?? TraceFlags.SAMPLED,
+            ...(parentContext?.traceState ? { traceState: parentContext.traceState } : {}),
+          });
+        };
 
   const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   // The OpenTelemetry packages are pinned to one release line (package.json) so that the SDK,
@@ -281,7 +298,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     );
     const common: Attributes = { ...genAi, [A.ATTR_LLMPROXY_PROVIDER]: info.provider };
     const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
-    const span: Span = tracer.startSpan(
+    const span: Span = startSpan(
       requestModel ? `${operation} ${requestModel}` : operation,
       {
         kind: SpanKind.CLIENT,
