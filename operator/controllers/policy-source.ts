@@ -1,0 +1,174 @@
+// The operator's answer to "which policy should this pod enforce now": informers over
+// LlmPolicies, LlmBudgets and Pods feed the (pure) compiler, and every change that can alter
+// a pod's compiled policy is reported so the distribution server re-pushes it.
+import type { LlmBudget, LlmPolicy } from '../../crds/v1alpha1/index.js';
+import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
+import { createCompilerIndex, type CompilerIndex } from '../../sidecar/policy/compiler/index.js';
+import type { Logger } from '../../sidecar/telemetry/log.js';
+import {
+  Informer,
+  LlmBudgets,
+  LlmPolicies,
+  Pods,
+  sameJson,
+  type Change,
+  type InformerOptions,
+  type KubeClient,
+  type KubeObject,
+  type Pod,
+} from '../kube/index.js';
+
+/** Who is asking (from the token), as the distribution server passes it. */
+export interface RequestingPod {
+  namespace: string;
+  podName: string;
+  podUid: string;
+}
+
+export interface PolicySourceOptions {
+  client: KubeClient;
+  log: Logger;
+  /** Watch one namespace only; all namespaces when absent. */
+  namespace?: string;
+  /** Only pods matching this selector are tracked (e.g. the sidecar-injected ones). */
+  podLabelSelector?: string;
+  /** Called (coalesced) with a predicate for the pods whose policy may have changed. */
+  onChange(affects: (pod: RequestingPod) => boolean): void;
+  informer?: Omit<InformerOptions, 'namespace' | 'labelSelector' | 'resumeFrom'>;
+  /** How long changes are collected before onChange fires. */
+  coalesceMs?: number;
+}
+
+export class PolicySource {
+  private readonly policies: Informer<KubeObject>;
+  private readonly budgets: Informer<KubeObject>;
+  private readonly pods: Informer<Pod>;
+  private index?: CompilerIndex;
+  private readonly pendingNamespaces = new Set<string>();
+  private readonly pendingPods = new Set<string>();
+  private pendingAll = false;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly options: PolicySourceOptions) {
+    const base = { ...options.informer, namespace: options.namespace, log: options.log };
+    this.policies = new Informer(options.client, LlmPolicies, base);
+    this.budgets = new Informer(options.client, LlmBudgets, base);
+    this.pods = new Informer(options.client, Pods, {
+      ...base,
+      labelSelector: options.podLabelSelector,
+    });
+    for (const informer of [this.policies, this.budgets]) {
+      informer.subscribe({
+        onChange: (change) => this.policyChanged(change),
+        onSync: () => this.invalidateAll(),
+      });
+    }
+    this.pods.subscribe({
+      onChange: (change) => this.podChanged(change),
+      onSync: () => this.schedule(() => (this.pendingAll = true)),
+    });
+  }
+
+  /** Resolves once all three caches hold a complete list. */
+  async start(): Promise<void> {
+    await Promise.all([this.policies.start(), this.budgets.start(), this.pods.start()]);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    await Promise.all([this.policies.stop(), this.budgets.stop(), this.pods.stop()]);
+  }
+
+  synced(): boolean {
+    return this.policies.synced() && this.budgets.synced() && this.pods.synced();
+  }
+
+  /**
+   * The pod's policy, or undefined while it cannot be known for sure: caches not yet synced,
+   * or the pod not (yet) seen with that uid. Undefined makes the sidecar keep what it has
+   * (fail-static) or stay closed, never fall back to something broader.
+   */
+  policyFor(pod: RequestingPod): CompiledPolicy | undefined {
+    if (!this.synced()) return undefined;
+    const object = this.pods.get(pod.podName, pod.namespace);
+    if (!object || object.metadata?.uid !== pod.podUid) return undefined;
+    return this.compilerIndex().compileFor({
+      namespace: pod.namespace,
+      labels: object.metadata?.labels ?? {},
+      serviceAccount: object.spec?.serviceAccountName ?? 'default',
+    });
+  }
+
+  /** Names (`namespace/name`) of the policies selecting a pod, for status and explain. */
+  policiesSelecting(pod: RequestingPod): string[] {
+    const object = this.pods.get(pod.podName, pod.namespace);
+    if (!object) return [];
+    return this.compilerIndex().policiesFor({
+      namespace: pod.namespace,
+      labels: object.metadata?.labels ?? {},
+      serviceAccount: object.spec?.serviceAccountName ?? 'default',
+    });
+  }
+
+  private compilerIndex(): CompilerIndex {
+    // Rebuilt lazily after a policy or budget change; the compiler makes this cheap.
+    this.index ??= createCompilerIndex(
+      this.policies.list() as unknown as LlmPolicy[],
+      this.budgets.list() as unknown as LlmBudget[],
+    );
+    return this.index;
+  }
+
+  private policyChanged(change: Change<KubeObject>): void {
+    // Status-only writes (our own) do not change what a pod may do.
+    const before = change.previous as { spec?: unknown; metadata?: { labels?: unknown } };
+    const after = change.object as { spec?: unknown };
+    if (change.type === 'updated' && sameJson(before?.spec, after.spec)) return;
+    this.index = undefined;
+    const namespace = change.object.metadata?.namespace;
+    if (namespace) this.schedule(() => this.pendingNamespaces.add(namespace));
+  }
+
+  private invalidateAll(): void {
+    this.index = undefined;
+    this.schedule(() => (this.pendingAll = true));
+  }
+
+  private podChanged(change: Change<Pod>): void {
+    const uid = change.object.metadata?.uid;
+    if (!uid || change.type === 'deleted') return;
+    const before = change.previous;
+    if (
+      before &&
+      sameJson(before.metadata?.labels, change.object.metadata?.labels) &&
+      before.spec?.serviceAccountName === change.object.spec?.serviceAccountName
+    ) {
+      return;
+    }
+    this.schedule(() => this.pendingPods.add(uid));
+  }
+
+  private schedule(mark: () => void): void {
+    mark();
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.flush(), this.options.coalesceMs ?? 20);
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const all = this.pendingAll;
+    const namespaces = new Set(this.pendingNamespaces);
+    const pods = new Set(this.pendingPods);
+    this.pendingAll = false;
+    this.pendingNamespaces.clear();
+    this.pendingPods.clear();
+    if (!this.synced()) return;
+    try {
+      this.options.onChange((pod) => all || namespaces.has(pod.namespace) || pods.has(pod.podUid));
+    } catch (err) {
+      this.options.log.error('policy change handler failed', {
+        reason: (err as { message?: string }).message ?? 'error',
+      });
+    }
+  }
+}
