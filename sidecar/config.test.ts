@@ -45,7 +45,7 @@ describe('parseConfig', () => {
       expect.stringContaining('--log-level'),
       expect.stringContaining('--pod-labels'),
       expect.stringContaining('--max-body-bytes'),
-      expect.stringContaining('--policy-file: required'),
+      expect.stringContaining('--policy-file or --operator-url: one is required'),
     ]);
   });
 });

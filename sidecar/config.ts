@@ -7,11 +7,23 @@ export interface ListenAddress {
   port: number;
 }
 
+/** Managed mode: the operator pushes the policy over an authenticated TLS 1.3 stream. */
+export interface OperatorSource {
+  url: string;
+  tokenFile: string;
+  caFile: string;
+}
+
 export interface SidecarConfig {
+  /** Exactly one policy source: a file (standalone) or the operator (managed). */
   policyFile?: string;
+  operator?: OperatorSource;
+  podName?: string;
   pod: { namespace: string; labels: Record<string, string>; serviceAccount: string };
   listen: ListenAddress;
   adminListen: ListenAddress;
+  /** /healthz and /readyz on the pod IP for kubelet, over TLS 1.3 with a self-signed certificate. */
+  probeListen?: ListenAddress;
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
   requestTimeoutMs: number;
@@ -28,10 +40,17 @@ export class ConfigError extends Error {
   }
 }
 
-export const USAGE = `usage: llmproxy-sidecar --policy-file FILE [options]
+export const USAGE = `usage: llmproxy-sidecar (--policy-file FILE | --operator-url URL) [options]
 
-  --policy-file FILE        a CompiledPolicy, or LlmPolicy/LlmBudget manifests (YAML or JSON);
-                            re-read when it changes
+  --policy-file FILE        standalone: a CompiledPolicy, or LlmPolicy/LlmBudget manifests
+                            (YAML or JSON); re-read when it changes
+  --operator-url URL        managed: the operator's https URL; it pushes this pod's policy
+  --token-file FILE         managed: projected service-account token, audience llmproxy.io
+                            (default /var/run/secrets/llmproxy.io/token/token)
+  --ca-file FILE            managed: CA of the operator's certificate
+                            (default /var/run/secrets/llmproxy.io/ca/ca.crt)
+  --pod-name NAME           this pod's name (env LLMPROXY_POD_NAME)
+  --probe-listen HOST:PORT  kubelet probes on the pod IP, TLS 1.3 (self-signed)
   --pod-labels k=v,...      the pod's labels, to select manifests (env LLMPROXY_POD_LABELS)
   --pod-namespace NS        the pod's namespace (env LLMPROXY_POD_NAMESPACE, default "default")
   --service-account NAME    the pod's service account (default "default")
@@ -54,6 +73,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     strict: true,
     options: {
       'policy-file': { type: 'string' },
+      'operator-url': { type: 'string' },
+      'token-file': { type: 'string' },
+      'ca-file': { type: 'string' },
+      'pod-name': { type: 'string' },
+      'probe-listen': { type: 'string' },
       'pod-labels': { type: 'string' },
       'pod-namespace': { type: 'string' },
       'service-account': { type: 'string' },
@@ -82,6 +106,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   const logLevel = (values['log-level'] ?? env.LLMPROXY_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  const probeListen =
+    values['probe-listen'] === undefined
+      ? undefined
+      : parseListen(values['probe-listen'], '--probe-listen', problems);
+  const operatorUrl = values['operator-url'] ?? env.LLMPROXY_OPERATOR_URL;
+  if (operatorUrl !== undefined && !/^https:\/\/[^/]+/.test(operatorUrl)) {
+    problems.push('--operator-url: must be an https:// URL (the policy stream is TLS 1.3 only)');
+  }
   const redisUrl = values['redis-url'] ?? env.LLMPROXY_REDIS_URL;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push('--redis-url: expected redis://HOST:PORT or rediss://HOST:PORT');
@@ -92,6 +124,16 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   }
   const config: SidecarConfig = {
     policyFile: values['policy-file'],
+    operator:
+      operatorUrl === undefined
+        ? undefined
+        : {
+            url: operatorUrl,
+            tokenFile: values['token-file'] ?? '/var/run/secrets/llmproxy.io/token/token',
+            caFile: values['ca-file'] ?? '/var/run/secrets/llmproxy.io/ca/ca.crt',
+          },
+    podName: values['pod-name'] ?? env.LLMPROXY_POD_NAME,
+    probeListen,
     pod: {
       namespace: values['pod-namespace'] ?? env.LLMPROXY_POD_NAMESPACE ?? 'default',
       labels: parseLabels(values['pod-labels'] ?? env.LLMPROXY_POD_LABELS ?? '', problems),
@@ -124,8 +166,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     redisFailure: redisFailure === 'closed' ? 'closed' : 'pod-share',
     logLevel,
   };
-  if (!config.policyFile)
-    problems.push('--policy-file: required (standalone mode enforces the policy in that file)');
+  if (!config.policyFile && !config.operator) {
+    problems.push('--policy-file or --operator-url: one is required (standalone or managed mode)');
+  }
+  if (config.policyFile && config.operator) {
+    problems.push('--policy-file and --operator-url: choose one policy source');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// llmproxy-sidecar: the per-pod data plane. Standalone mode enforces a policy file.
+// llmproxy-sidecar: the per-pod data plane. It enforces a policy file (standalone mode) or the
+// policy the operator pushes for this pod (managed mode).
 import type { Server } from 'node:http';
 import {
   ConfigError,
@@ -8,11 +9,17 @@ import {
   type ListenAddress,
   type SidecarConfig,
 } from './config.js';
-import { createAdminServer } from './admin/server.js';
+import { selfSignedCertificate } from './admin/self-signed.js';
+import { createAdminServer, createProbeServer, type AdminServerOptions } from './admin/server.js';
+import { connectToOperator } from './control/index.js';
 import { createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
-import { compileManifestStream } from './policy/compiler/index.js';
-import { parsePolicyText, watchPolicyFile, type PodIdentity } from './policy/file-source.js';
+import {
+  parsePolicyText,
+  watchPolicyFile,
+  type ManifestCompiler,
+  type PodIdentity,
+} from './policy/file-source.js';
 import { PolicyStore } from './policy/store.js';
 import { createPipeline } from './proxy/pipeline.js';
 import { createProxyServer } from './proxy/server.js';
@@ -56,23 +63,14 @@ async function main(): Promise<void> {
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });
 
-  const policyFile = config.policyFile as string;
-  const watcher = watchPolicyFile(
-    policyFile,
-    (text) => applyPolicyText(text, config.pod, store, log, policyFile),
-    (error) =>
-      log.error('cannot read the policy file; keeping the policy in force', {
-        file: policyFile,
-        code: (error as NodeJS.ErrnoException).code ?? 'read_error',
-      }),
-  );
+  const source = await startPolicySource(config, store, log);
 
   const proxyServer = createProxyServer({
     handle: pipeline.handle,
     requestTimeoutMs: config.requestTimeoutMs,
     headersTimeoutMs: Math.min(config.requestTimeoutMs, 10_000),
   });
-  const adminServer = createAdminServer({
+  const admin: AdminServerOptions = {
     readiness: () => {
       const reasons: string[] = [];
       if (!store.current()) reasons.push('no policy loaded yet: every request is refused');
@@ -80,25 +78,36 @@ async function main(): Promise<void> {
       return { ready: reasons.length === 0, reasons };
     },
     status: () => ({
+      mode: source.mode,
       policyVersion: store.current()?.policy.version ?? null,
-      policyAgeSeconds: ageSeconds(store.age(Date.now())),
-      mode: 'standalone',
+      policyAgeSeconds: ageSeconds(source.policyAge() ?? store.age(Date.now())),
+      ...source.status(),
     }),
-  });
-
-  await Promise.all([listen(proxyServer, config.listen), listen(adminServer, config.adminListen)]);
+  };
+  // Every server exists before any listens, so a ready /readyz means every listener is up.
+  const servers: Array<[Server, ListenAddress]> = [
+    [proxyServer, config.listen],
+    [createAdminServer(admin), config.adminListen],
+  ];
+  if (config.probeListen) {
+    const tls = await selfSignedCertificate(config.podName ?? 'llmproxy-sidecar', Date.now());
+    servers.push([createProbeServer(admin, tls), config.probeListen]);
+  }
+  const listening = servers.map(([server, address]) => listen(server, address));
+  await Promise.all(listening);
   log.info('llmproxy sidecar started', {
     event: 'started',
-    mode: 'standalone',
+    mode: source.mode,
     listen: `http://${hostPort(config.listen)}`,
     admin: `http://${hostPort(config.adminListen)}`,
-    file: policyFile,
+    ...(config.probeListen ? { url: `https://${hostPort(config.probeListen)} (probes)` } : {}),
+    file: config.policyFile,
   });
 
   const shutdown = async (signal: string) => {
     log.info('shutting down: finishing requests in flight', { event: 'stopping', reason: signal });
-    watcher.close();
-    const closing = Promise.all([close(proxyServer), close(adminServer)]);
+    await source.close();
+    const closing = Promise.all(servers.map(([server]) => close(server)));
     proxyServer.closeIdleConnections();
     const deadline = setTimeout(() => proxyServer.closeAllConnections(), 10_000);
     deadline.unref();
@@ -111,16 +120,78 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
+interface PolicySource {
+  mode: 'standalone' | 'managed';
+  /** Since the policy in force was confirmed current, when the source can tell. */
+  policyAge(): number | undefined;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+async function startPolicySource(
+  config: SidecarConfig,
+  store: PolicyStore,
+  log: Logger,
+): Promise<PolicySource> {
+  if (config.operator) {
+    const operator = config.operator;
+    const connection = connectToOperator({
+      url: operator.url,
+      tokenFile: operator.tokenFile,
+      caFile: operator.caFile,
+      podName: config.podName,
+      log,
+      onPolicy: (policy) => void store.set(policy, Date.now()),
+    });
+    return {
+      mode: 'managed',
+      policyAge: () => connection.policyAge(),
+      status: () => ({ operatorConnected: connection.state().connected }),
+      close: () => connection.close(),
+    };
+  }
+  const file = config.policyFile as string;
+  let compileManifests: ManifestCompiler | undefined;
+  // Serialized so a slow first compile cannot land after a newer edit.
+  let applying = Promise.resolve();
+  const watcher = watchPolicyFile(
+    file,
+    (text) => {
+      applying = applying.then(async () => {
+        // The compiler (and its CEL evaluator) is loaded only for manifests: a CompiledPolicy needs neither.
+        if (!compileManifests && !COMPILED_POLICY_KIND.test(text)) {
+          compileManifests = (await import('./policy/compiler/index.js')).compileManifestStream;
+        }
+        applyPolicyText(text, config.pod, store, log, file, compileManifests);
+      });
+    },
+    (error) =>
+      log.error('cannot read the policy file; keeping the policy in force', {
+        file,
+        code: (error as NodeJS.ErrnoException).code ?? 'read_error',
+      }),
+  );
+  return {
+    mode: 'standalone',
+    policyAge: () => undefined,
+    status: () => ({}),
+    close: async () => watcher.close(),
+  };
+}
+
+const COMPILED_POLICY_KIND = /^\s*"?kind"?\s*:\s*"?CompiledPolicy"?\s*,?\s*$/m;
+
 function applyPolicyText(
   text: string,
   pod: PodIdentity,
   store: PolicyStore,
   log: Logger,
   file: string,
+  compileManifests: ManifestCompiler | undefined,
 ): void {
   let policy: CompiledPolicy;
   try {
-    policy = parsePolicyText(text, pod, compileManifestStream);
+    policy = parsePolicyText(text, pod, compileManifests);
     if (store.set(policy, Date.now())) {
       log.info('policy in force', {
         event: 'policy_loaded',
@@ -137,12 +208,7 @@ function applyPolicyText(
       held
         ? 'policy file rejected; keeping the policy in force'
         : 'policy file rejected; refusing every request until it is fixed',
-      {
-        event: 'policy_rejected',
-        file,
-        reason,
-        policyVersion: held,
-      },
+      { event: 'policy_rejected', file, reason, policyVersion: held },
     );
   }
 }

@@ -1,5 +1,6 @@
 // The admin listener: liveness, readiness with reasons, and metrics. It never shows a key.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import express from 'express';
 
 export interface Readiness {
@@ -15,6 +16,24 @@ export interface AdminServerOptions {
 }
 
 export function createAdminServer(options: AdminServerOptions): http.Server {
+  return http.createServer(
+    { requestTimeout: 10_000, headersTimeout: 5_000 },
+    createAdminApp(options),
+  );
+}
+
+/** The same endpoints over TLS 1.3, for kubelet probes on the pod IP. */
+export function createProbeServer(
+  options: AdminServerOptions,
+  tls: { key: string; cert: string },
+): https.Server {
+  return https.createServer(
+    { ...tls, minVersion: 'TLSv1.3', requestTimeout: 10_000, headersTimeout: 5_000 },
+    createAdminApp(options),
+  );
+}
+
+function createAdminApp(options: AdminServerOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -34,5 +53,5 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found: try /healthz, /readyz or /metrics' });
   });
-  return http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, app);
+  return app;
 }

@@ -1,6 +1,9 @@
 // Streams that end badly, and policies that change under a running sidecar.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import OpenAI from 'openai';
+import https from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { freePort } from '../support/sidecar.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { basicPolicy, startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
 
@@ -153,5 +156,37 @@ describe('policy lifecycle', () => {
     await expect(
       startSidecar({ policy: basicPolicy(fake.url), args: ['--listen', '0.0.0.0:9999'] }),
     ).rejects.toThrow(/must bind a loopback address/);
+  });
+
+  it('serves kubelet probes on a TLS 1.3-only listener, and refuses TLS 1.2', async () => {
+    const port = await freePort();
+    const sidecar = await startSidecar({
+      policy: basicPolicy(fake.url),
+      args: ['--probe-listen', `127.0.0.1:${port}`],
+    });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on('error', reject);
+      });
+      expect(status).toBe(200);
+      const tls12 = await new Promise<string>((resolve) => {
+        const socket = tlsConnect({
+          host: '127.0.0.1',
+          port,
+          maxVersion: 'TLSv1.2',
+          rejectUnauthorized: false,
+        });
+        socket.on('secureConnect', () => resolve(`connected with ${socket.getProtocol()}`));
+        socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+      });
+      expect(tls12).not.toMatch(/^connected/);
+    } finally {
+      await sidecar.stop();
+    }
   });
 });
