@@ -88,6 +88,12 @@ describe('us_ssn', () => {
     expect(found('123-45 6789')).not.toContain('us_ssn');
     expect(found('2026-123-45-6789')).not.toContain('us_ssn');
   });
+  it('finds nine bare digits only after an SSN label', () => {
+    expect(matched('SSN: 078051120, thanks', 'us_ssn')).toEqual(['078051120']);
+    expect(matched('my social security number is 123456789', 'us_ssn')).toEqual(['123456789']);
+    expect(found('order 078051120 shipped')).not.toContain('us_ssn');
+    expect(found('ssn 666051120')).not.toContain('us_ssn');
+  });
   it('agrees with the range rules', () => {
     expect(ssnValid('001', '01', '0001')).toBe(true);
     expect(ssnValid('899', '99', '9999')).toBe(true);

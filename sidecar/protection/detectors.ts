@@ -137,12 +137,36 @@ const creditCard = regexDetector(
     }),
 );
 
-const usSsn = regexDetector(
+const ssnFormatted = regexDetector(
   'us_ssn',
   hasDigit,
   /(?<![0-9-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![0-9-])/,
   (m) => (ssnValid(m[1]!, m[3]!, m[4]!) ? m[0].length : 0),
 );
+
+/** Nine bare digits are an SSN only right after a label saying so (else every id would be one). */
+const SSN_LABELLED =
+  /(?<![A-Za-z])(?:ssn|ss#|social security(?: number| no\.?)?)[ :#=-]{0,3}(?:is[ :]{1,2})?([0-9]{3})([0-9]{2})([0-9]{4})(?![0-9])/gi;
+
+const usSsn: Detector = {
+  entity: 'us_ssn',
+  mayContain: hasDigit,
+  find(text, out) {
+    ssnFormatted.find(text, out);
+    SSN_LABELLED.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    const labelled: Finding[] = [];
+    while ((m = SSN_LABELLED.exec(text)) !== null) {
+      if (!ssnValid(m[1]!, m[2]!, m[3]!)) continue;
+      const end = m.index + m[0].length;
+      labelled.push({ entity: 'us_ssn', start: end - 9, end });
+    }
+    if (labelled.length > 0) {
+      const all = [...out.splice(0), ...labelled].sort((a, b) => a.start - b.start);
+      out.push(...all);
+    }
+  },
+};
 
 const iban = regexDetector(
   'iban',
