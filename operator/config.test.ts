@@ -1,86 +1,33 @@
 import { describe, expect, it } from '@jest/globals';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { OperatorConfigError, loadOperatorConfig, parseOperatorConfig } from './config.js';
+import { OperatorConfigError, parseOperatorConfig } from './config.js';
 
-const CHART_SHAPE = `
-operator:
-  namespace: llmproxy-system
-  serviceName: llmproxy-operator
-  distributionPort: 8443
-  webhookPort: 9443
-  certSecretName: llmproxy-operator-tls
-  webhookConfigurationName: llmproxy
-  certManager: false
-sidecar:
-  image: ghcr.io/llmproxy/llmproxy:0.1.0
-  imagePullPolicy: IfNotPresent
-  port: 8787
-  adminPort: 15020
-  probePort: 15021
-  resources: { requests: { cpu: 50m, memory: 64Mi }, limits: { memory: 128Mi } }
-  logLevel: info
-aws: { region: us-east-1, allowedRegions: [us-east-1] }
-redis: { url: "" }
-`;
+const tls = ['--tls-cert-file', '/tls/tls.crt', '--tls-key-file', '/tls/tls.key'];
 
-function problemsOf(document: unknown): string[] {
-  try {
-    parseOperatorConfig(document);
-    return [];
-  } catch (err) {
-    if (err instanceof OperatorConfigError) return err.problems;
-    throw err;
-  }
-}
-
-describe('operator configuration', () => {
-  it('reads the file the chart renders', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'llmproxy-config-'));
-    const file = path.join(dir, 'config.yaml');
-    writeFileSync(file, CHART_SHAPE);
-    const config = loadOperatorConfig(file);
-    expect(config.operator.webhookPort).toBe(9443);
-    expect(config.sidecar.resources.limits).toEqual({ memory: '128Mi' });
-    expect(config.aws.allowedRegions).toEqual(['us-east-1']);
-    expect(config.sidecar.nativeSidecars).toBe('auto');
-  });
-
-  it('fills every default from an empty document', () => {
-    const config = parseOperatorConfig(undefined);
-    expect(config.operator.serviceName).toBe('llmproxy-operator');
-    expect(config.sidecar.probePort).toBe(15021);
-    expect(config.redis.url).toBe('');
-  });
-
-  it('names each bad field', () => {
-    const problems = problemsOf({
-      operator: { webhookPort: 70000, namespce: 'x' },
-      sidecar: { resources: { requests: { cpu: 'lots' } } },
-      aws: { allowedRegions: ['moon-1'] },
+describe('parseOperatorConfig', () => {
+  it('fills defaults and takes the replica identity from the downward API', () => {
+    const config = parseOperatorConfig(tls, { POD_NAME: 'op-0', POD_NAMESPACE: 'llmproxy' });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(config.leaderElection).toEqual({
+      namespace: 'llmproxy',
+      name: 'llmproxy-operator',
+      identity: 'op-0',
     });
-    expect(problems.join('\n')).toMatch(/operator\.webhookPort/);
-    expect(problems.join('\n')).toMatch(/operator\.namespce/);
-    expect(problems.join('\n')).toMatch(/sidecar\.resources\.requests\.cpu/);
-    expect(problems.join('\n')).toMatch(/aws\.allowedRegions\.0/);
   });
 
-  it('refuses clashing ports and a home region outside the allowed ones', () => {
-    const problems = problemsOf({
-      sidecar: { port: 15020 },
-      aws: { region: 'eu-west-1', allowedRegions: ['us-east-1'] },
+  it('lists every bad field at once', () => {
+    try {
+      parseOperatorConfig(['--listen', 'nope', '--log-level', 'loud'], {});
+      throw new Error('expected an error');
+    } catch (err) {
+      expect(err).toBeInstanceOf(OperatorConfigError);
+      expect((err as OperatorConfigError).problems).toHaveLength(4);
+    }
+  });
+
+  it('accepts an IPv6 listen address', () => {
+    expect(parseOperatorConfig([...tls, '--listen', '[::]:9443'], {}).listen).toEqual({
+      host: '::',
+      port: 9443,
     });
-    expect(problems).toEqual([
-      'sidecar: port, adminPort and probePort must all differ',
-      'aws.allowedRegions: must include aws.region (eu-west-1)',
-    ]);
-  });
-
-  it('reports unreadable and malformed files without throwing anything else', () => {
-    expect(() => loadOperatorConfig('/nonexistent/config.yaml')).toThrow(OperatorConfigError);
-    const dir = mkdtempSync(path.join(tmpdir(), 'llmproxy-config-'));
-    writeFileSync(path.join(dir, 'bad.yaml'), 'operator: [unclosed');
-    expect(() => loadOperatorConfig(path.join(dir, 'bad.yaml'))).toThrow(/not valid YAML/);
   });
 });

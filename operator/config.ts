@@ -1,174 +1,98 @@
-// The operator's configuration file (rendered by the Helm chart into /etc/llmproxy/config.yaml),
-// parsed and validated once at startup into one typed object, with an error per bad field.
-import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+// The operator's configuration: parsed once from argv and the environment, an error per bad field.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '../sidecar/telemetry/log.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/llmproxy/config.yaml';
-
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
-const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
-/** Kubernetes resource quantities as people write them: 50m, 0.5, 64Mi, 1G. */
-export const QUANTITY = '^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$';
-const REGION = '^[a-z]{2}(-[a-z]+)+-\\d$';
-
-const Port = (value: number) => Type.Integer({ minimum: 1, maximum: 65535, default: value });
-const Quantity = Type.String({ pattern: QUANTITY, maxLength: 32 });
-const ResourceList = Type.Object(
-  { cpu: Type.Optional(Quantity), memory: Type.Optional(Quantity) },
-  { additionalProperties: false },
-);
-
-export const LogLevels = ['error', 'warn', 'info', 'debug'] as const;
-
-const OperatorSection = Type.Object(
-  {
-    namespace: Type.String({ pattern: DNS_LABEL, default: 'llmproxy-system' }),
-    serviceName: Type.String({ pattern: DNS_LABEL, default: 'llmproxy-operator' }),
-    distributionPort: Port(8443),
-    webhookPort: Port(9443),
-    certSecretName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy-operator-tls' }),
-    webhookConfigurationName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy' }),
-    certManager: Type.Boolean({ default: false }),
-    /** Optional extension: the ConfigMap (in every injected namespace) holding the CA for sidecars. */
-    caConfigMapName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy-ca' }),
-  },
-  { additionalProperties: false, default: {} },
-);
-
-const SidecarSection = Type.Object(
-  {
-    image: Type.String({
-      minLength: 1,
-      maxLength: 512,
-      default: 'ghcr.io/llmproxy/llmproxy:0.1.0',
-    }),
-    imagePullPolicy: Type.Union(
-      [Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')],
-      { default: 'IfNotPresent' },
-    ),
-    port: Port(8787),
-    adminPort: Port(15020),
-    probePort: Port(15021),
-    resources: Type.Object(
-      { requests: Type.Optional(ResourceList), limits: Type.Optional(ResourceList) },
-      {
-        additionalProperties: false,
-        default: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
-      },
-    ),
-    logLevel: Type.Union(
-      LogLevels.map((l) => Type.Literal(l)),
-      { default: 'info' },
-    ),
-    /**
-     * Optional extension: `auto` injects a native sidecar when the API server supports it
-     * (v1.29+, from discovery), `always`/`never` force the choice.
-     */
-    nativeSidecars: Type.Union(
-      [Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')],
-      { default: 'auto' },
-    ),
-  },
-  { additionalProperties: false, default: {} },
-);
-
-const AwsSection = Type.Object(
-  {
-    region: Type.String({ pattern: REGION, default: 'us-east-1' }),
-    allowedRegions: Type.Array(Type.String({ pattern: REGION }), {
-      maxItems: 64,
-      default: ['us-east-1'],
-    }),
-  },
-  { additionalProperties: false, default: {} },
-);
-
-const RedisSection = Type.Object(
-  {
-    url: Type.String({ maxLength: 2048, pattern: '^(|rediss?://.+)$', default: '' }),
-  },
-  { additionalProperties: false, default: {} },
-);
-
-export const OperatorConfigSchema = Type.Object(
-  {
-    operator: OperatorSection,
-    sidecar: SidecarSection,
-    aws: AwsSection,
-    redis: RedisSection,
-  },
-  { additionalProperties: false },
-);
-
-export type OperatorConfig = Static<typeof OperatorConfigSchema>;
-export type SidecarSettings = OperatorConfig['sidecar'];
+export interface OperatorConfig {
+  listen: { host: string; port: number };
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  kubeconfig?: string;
+  /** Watch one namespace; all when absent. */
+  namespace?: string;
+  podLabelSelector?: string;
+  leaderElection: { namespace: string; name: string; identity: string };
+  logLevel: LogLevel;
+}
 
 export class OperatorConfigError extends Error {
-  readonly code = 'invalid_operator_config';
   constructor(readonly problems: string[]) {
-    super(`invalid operator configuration:\n  ${problems.join('\n  ')}`);
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
 }
 
-const checker = TypeCompiler.Compile(OperatorConfigSchema);
+export const OPERATOR_USAGE = `usage: llmproxy-operator --tls-cert-file FILE --tls-key-file FILE [options]
 
-/** Validates an already-parsed document, filling in defaults; throws OperatorConfigError. */
-export function parseOperatorConfig(document: unknown): OperatorConfig {
-  const input = document ?? {};
-  if (typeof input !== 'object' || Array.isArray(input)) {
-    throw new OperatorConfigError([
-      '(root): expected a mapping with operator, sidecar, aws, redis',
-    ]);
-  }
-  const candidate = Value.Default(OperatorConfigSchema, structuredClone(input)) as unknown;
-  const problems = [...checker.Errors(candidate)].map(
-    (e) => `${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`,
-  );
-  if (problems.length > 0) throw new OperatorConfigError(dedupe(problems));
-  const config = candidate as OperatorConfig;
-  problems.push(...crossFieldProblems(config));
-  if (problems.length > 0) throw new OperatorConfigError(problems);
-  return config;
-}
+  --listen HOST:PORT            policy distribution, TLS 1.3 (default 0.0.0.0:8443)
+  --tls-cert-file FILE          serving certificate (PEM); reloaded when it changes
+  --tls-key-file FILE           its private key (PEM)
+  --kubeconfig FILE             default: in-cluster, else KUBECONFIG / ~/.kube/config
+  --namespace NS                watch only this namespace (default: all)
+  --pod-label-selector SEL      track only pods matching this (e.g. the injected ones)
+  --leader-election-namespace NS  where the Lease lives (env POD_NAMESPACE, default llmproxy-system)
+  --leader-election-id NAME     the Lease's name (default llmproxy-operator)
+  --identity NAME               this replica (env POD_NAME, default the host name)
+  --log-level LEVEL             error | warn | info | debug (default info)`;
 
-/** Reads and parses the YAML file; every problem, including a YAML syntax error, is reported. */
-export function loadOperatorConfig(path: string = DEFAULT_CONFIG_PATH): OperatorConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new OperatorConfigError([
-      `${path}: cannot read (${(err as NodeJS.ErrnoException).code})`,
-    ]);
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (err) {
-    throw new OperatorConfigError([`${path}: not valid YAML (${(err as Error).message})`]);
-  }
-  return parseOperatorConfig(document);
-}
+const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
-function crossFieldProblems(config: OperatorConfig): string[] {
+export function parseOperatorConfig(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): OperatorConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      listen: { type: 'string', default: '0.0.0.0:8443' },
+      'tls-cert-file': { type: 'string' },
+      'tls-key-file': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
+      'pod-label-selector': { type: 'string' },
+      'leader-election-namespace': { type: 'string' },
+      'leader-election-id': { type: 'string', default: 'llmproxy-operator' },
+      identity: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
   const problems: string[] = [];
-  const { sidecar, operator, aws } = config;
-  const ports = [sidecar.port, sidecar.adminPort, sidecar.probePort];
-  if (new Set(ports).size !== ports.length) {
-    problems.push('sidecar: port, adminPort and probePort must all differ');
+  const listen = parseListen(values.listen ?? '', problems);
+  if (!values['tls-cert-file']) problems.push('--tls-cert-file is required');
+  if (!values['tls-key-file']) problems.push('--tls-key-file is required');
+  const logLevel = values['log-level'] as LogLevel;
+  if (!LEVELS.includes(logLevel)) problems.push(`--log-level must be one of ${LEVELS.join(', ')}`);
+  const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+  const leaseNamespace =
+    values['leader-election-namespace'] ?? env['POD_NAMESPACE'] ?? 'llmproxy-system';
+  if (!dnsLabel.test(leaseNamespace))
+    problems.push('--leader-election-namespace is not a namespace name');
+  if (values.namespace !== undefined && !dnsLabel.test(values.namespace)) {
+    problems.push('--namespace is not a namespace name');
   }
-  if (operator.distributionPort === operator.webhookPort) {
-    problems.push('operator: distributionPort and webhookPort must differ');
-  }
-  if (!aws.allowedRegions.includes(aws.region)) {
-    problems.push(`aws.allowedRegions: must include aws.region (${aws.region})`);
-  }
-  return problems;
+  if (problems.length > 0) throw new OperatorConfigError(problems);
+  return {
+    listen,
+    tlsCertFile: values['tls-cert-file'] ?? '',
+    tlsKeyFile: values['tls-key-file'] ?? '',
+    kubeconfig: values.kubeconfig,
+    namespace: values.namespace,
+    podLabelSelector: values['pod-label-selector'],
+    leaderElection: {
+      namespace: leaseNamespace,
+      name: values['leader-election-id'] ?? 'llmproxy-operator',
+      identity: values.identity ?? env['POD_NAME'] ?? hostname(),
+    },
+    logLevel,
+  };
 }
 
-function dedupe(problems: string[]): string[] {
-  return [...new Set(problems)];
+function parseListen(value: string, problems: string[]): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:[\]]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || !(port >= 0 && port <= 65535)) {
+    problems.push('--listen must be HOST:PORT');
+    return { host: '0.0.0.0', port: 8443 };
+  }
+  return { host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port };
 }

@@ -36,6 +36,8 @@ export interface DistributionOptions {
   policyFor(pod: PodIdentity): CompiledPolicy | undefined;
   log: Logger;
   onAck?(pod: PodIdentity, ack: Ack): void;
+  /** Answers GET /readyz (kubelet probe, no credentials, no details); /healthz is always ok. */
+  ready?(): boolean;
   heartbeatMs?: number;
   /** Stream opens per pod (reconnect floods). */
   connectRate?: Rate;
@@ -302,7 +304,13 @@ export async function startDistributionServer(
     let work: Promise<void>;
     if (url.pathname === WATCH_PATH && req.method === 'GET') work = handleWatch(req, res, url);
     else if (url.pathname === ACK_PATH && req.method === 'POST') work = handleAck(req, res);
-    else {
+    else if ((url.pathname === '/healthz' || url.pathname === '/readyz') && req.method === 'GET') {
+      const ok = url.pathname === '/healthz' || (options.ready?.() ?? true);
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ok ? 'ok\n' : 'not ready\n');
+      return;
+    } else {
       stats.badRequests++;
       req.resume();
       fail(res, 404, 'not_found');
