@@ -6,7 +6,7 @@
 // volume. No per-namespace ConfigMap has to exist before the pod starts (the webhook makes no
 // API calls), and during a CA rotation the operator can patch the annotation of running pods:
 // the kubelet refreshes the file and the sidecar re-reads it on every connect.
-import { QUANTITY, type OperatorConfig } from '../config.js';
+import { QUANTITY, type OperatorSettings } from '../config-file.js';
 
 export const ANNOTATION_INJECT = 'llmproxy.io/inject';
 export const LABEL_NAMESPACE_INJECTION = 'llmproxy.io/injection';
@@ -67,7 +67,7 @@ export interface PodObject {
 }
 
 export interface InjectionContext {
-  config: OperatorConfig;
+  config: OperatorSettings;
   /** Labels of the pod's namespace, from the informer cache. */
   namespaceLabels: Readonly<Record<string, string>>;
   /** The namespace the pod is created in (AdmissionRequest.namespace: the pod may omit it). */
@@ -119,8 +119,8 @@ export function injectPod(pod: PodObject, ctx: InjectionContext): InjectionOutco
   }
   const wanted = injectionRequested(pod, ctx.namespaceLabels);
   if (!wanted.requested) return { action: 'skip', reason: wanted.reason, warnings: [] };
-  if (!pod.spec || !Array.isArray(pod.spec.containers)) {
-    throw new InjectionError('unsupported_pod', 'the pod has no spec.containers');
+  if (!wellFormed(pod)) {
+    throw new InjectionError('unsupported_pod', 'llmproxy: the pod is not a well-formed Pod');
   }
   if (pod.spec.hostNetwork === true) {
     const reason = `llmproxy: a hostNetwork pod cannot get a sidecar (its loopback port ${ctx.config.sidecar.port} is the node's)`;
@@ -149,13 +149,34 @@ export function injectPod(pod: PodObject, ctx: InjectionContext): InjectionOutco
   return { action: 'inject', pod: out, warnings: [] };
 }
 
+const isNamed = (x: unknown): boolean =>
+  x !== null && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string';
+const isListOf = (x: unknown, optional: boolean): boolean =>
+  (optional && x === undefined) || (Array.isArray(x) && x.every(isNamed));
+
+/** The API server sends decoded Pods; anything else (a hand-made review) is refused, not crashed on. */
+function wellFormed(pod: PodObject): pod is PodObject & { spec: PodSpec } {
+  const spec = pod.spec;
+  const annotations = pod.metadata?.annotations ?? {};
+  return (
+    spec !== null &&
+    typeof spec === 'object' &&
+    isListOf(spec.containers, false) &&
+    isListOf(spec.initContainers, true) &&
+    isListOf(spec.volumes, true) &&
+    [...spec.containers, ...(spec.initContainers ?? [])].every((c) => isListOf(c.env, true)) &&
+    typeof annotations === 'object' &&
+    Object.values(annotations).every((v) => typeof v === 'string')
+  );
+}
+
 interface SidecarSettings {
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   logLevel: string;
 }
 
 /** Config defaults, overridden by the pod's annotations (validated). */
-export function sidecarSettings(pod: PodObject, config: OperatorConfig): SidecarSettings {
+export function sidecarSettings(pod: PodObject, config: OperatorSettings): SidecarSettings {
   const annotations = pod.metadata?.annotations ?? {};
   const requests: Record<string, string> = { ...(config.sidecar.resources.requests ?? {}) };
   const limits: Record<string, string> = { ...(config.sidecar.resources.limits ?? {}) };

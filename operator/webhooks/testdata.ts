@@ -1,16 +1,16 @@
 // Shared test fixtures of the webhook tests: a configuration and a context.
-import { parseOperatorConfig, type OperatorConfig } from '../config.js';
+import { parseOperatorSettings, type OperatorSettings } from '../config-file.js';
 import type { InjectionContext } from './inject.js';
 
 export const TEST_CA_BUNDLE = '-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n';
 
-export function testConfig(overrides: Record<string, unknown> = {}): OperatorConfig {
-  return parseOperatorConfig(overrides);
+export function testSettings(overrides: Record<string, unknown> = {}): OperatorSettings {
+  return parseOperatorSettings(overrides);
 }
 
 export function testContext(partial: Partial<InjectionContext> = {}): InjectionContext {
   return {
-    config: testConfig(),
+    config: testSettings(),
     namespaceLabels: {},
     namespace: 'team-a',
     caBundle: TEST_CA_BUNDLE,
