@@ -34,6 +34,7 @@ import {
 import type { ProviderType } from '../policy/compiled.js';
 import * as A from './attributes.js';
 import { captureText } from './content.js';
+import { createSummedCounter } from './counters.js';
 import { createIdentifierHasher } from './hmac.js';
 import type { Logger } from './log.js';
 import { RedactingSpanProcessor, sanitizeAttributes } from './redaction.js';
@@ -245,23 +246,23 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       description: 'Time to receive the first chunk of a streamed response.',
       advice: { explicitBucketBoundaries: A.DURATION_BUCKETS_SECONDS },
     }),
-    requests: meter.createCounter(A.METRIC_LLMPROXY_REQUESTS, {
+    requests: createSummedCounter(meter, A.METRIC_LLMPROXY_REQUESTS, {
       unit: '{request}',
       description: 'Requests by policy decision.',
     }),
-    cost: meter.createCounter(A.METRIC_LLMPROXY_COST, {
+    cost: createSummedCounter(meter, A.METRIC_LLMPROXY_COST, {
       unit: '{microdollar}',
       description: 'Spend in millionths of a US dollar.',
     }),
-    limiterRejections: meter.createCounter(A.METRIC_LLMPROXY_LIMITER_REJECTIONS, {
+    limiterRejections: createSummedCounter(meter, A.METRIC_LLMPROXY_LIMITER_REJECTIONS, {
       unit: '{request}',
       description: 'Requests refused by a rate limit.',
     }),
-    credentialRefreshes: meter.createCounter(A.METRIC_LLMPROXY_CREDENTIAL_REFRESHES, {
+    credentialRefreshes: createSummedCounter(meter, A.METRIC_LLMPROXY_CREDENTIAL_REFRESHES, {
       unit: '{refresh}',
       description: 'Provider credential refreshes by outcome.',
     }),
-    dlpDetections: meter.createCounter(A.METRIC_LLMPROXY_DLP_DETECTIONS, {
+    dlpDetections: createSummedCounter(meter, A.METRIC_LLMPROXY_DLP_DETECTIONS, {
       unit: '{detection}',
       description: 'Data-protection detections by entity type (never values).',
     }),
