@@ -9,7 +9,7 @@ export const anthropicAdapter: ProviderAdapter = {
   requestedModel: (body) => body.model,
   capOutputTokens(body, _endpoint, cap) {
     const value = body.max_tokens;
-    if (typeof value !== 'number' || value > cap) body.max_tokens = cap;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value > cap) body.max_tokens = cap;
   },
   statedOutputTokens: (body) => (typeof body.max_tokens === 'number' ? body.max_tokens : undefined),
   isStreaming: (body) => body.stream === true,

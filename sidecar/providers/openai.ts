@@ -55,7 +55,7 @@ export function openAiAdapter(type: Exclude<ProviderType, 'anthropic'>): Provide
         const value = body[field];
         if (value === undefined || value === null) continue;
         present = true;
-        if (typeof value !== 'number' || value > cap) body[field] = cap;
+        if (typeof value !== 'number' || !Number.isFinite(value) || value > cap) body[field] = cap;
       }
       const field = capFieldFor(ep, body);
       if (!present && field) body[field] = cap;
