@@ -1,0 +1,192 @@
+// The Helm chart in tests: run the pinned helm against the shared control plane, install the
+// chart safely next to other tests, and act as the chart's ServiceAccount (the operator's
+// identity) with a minted token, e.g. to run the operator out of cluster under exactly the
+// chart's RBAC:
+//
+//   const release = await installChart(cp, { namespace: ns });
+//   const kubeconfig = await serviceAccountKubeconfig(cp, ns, release.serviceAccount);
+//   spawn('node', ['dist/operator/main.js', '--config', file], { env: { KUBECONFIG: kubeconfig } })
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments, stringify } from 'yaml';
+import { SERVICE_ACCOUNT_ISSUER } from '../../support/controlplane.js';
+import type { ControlPlane, KubectlResult } from '../../support/e2e.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CHART_DIR = path.join(REPO_ROOT, 'helm/llmproxy');
+export const TESTDATA_DIR = path.join(REPO_ROOT, 'test/e2e/testdata');
+
+/** helm keeps its cache/config here, not in $HOME (one dir per test process). */
+const helmHome = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-helm-'));
+process.on('exit', () => rmSync(helmHome, { recursive: true, force: true }));
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+function run(
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  input = '',
+  timeoutMs = 120_000,
+): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      stderr += `\n${path.basename(bin)} ${args[0] ?? ''} killed after ${timeoutMs} ms`;
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/** The pinned helm, talking to the control plane as its admin. */
+export function helm(cp: ControlPlane, args: string[], input?: string): Promise<KubectlResult> {
+  return run(
+    path.join(cp.binDir, 'helm'),
+    [...args, `--kubeconfig=${cp.kubeconfigPath}`],
+    {
+      HELM_CACHE_HOME: path.join(helmHome, 'cache'),
+      HELM_CONFIG_HOME: path.join(helmHome, 'config'),
+      HELM_DATA_HOME: path.join(helmHome, 'data'),
+      KUBECONFIG: cp.kubeconfigPath,
+    },
+    input,
+  );
+}
+
+/** helm that must succeed; returns its stdout. */
+export async function helmOk(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const res = await helm(cp, args, input);
+  if (res.code !== 0) throw new Error(`helm ${args.join(' ')} failed:\n${res.stderr}`);
+  return res.stdout;
+}
+
+/** The objects of a multi-document YAML stream (empty documents dropped). */
+export function parseManifests(text: string): Manifest[] {
+  return parseAllDocuments(text)
+    .map((doc) => {
+      if (doc.errors.length > 0) throw new Error(`bad YAML: ${doc.errors[0]?.message}`);
+      return doc.toJS() as Manifest | null;
+    })
+    .filter((m): m is Manifest => m !== null && typeof m === 'object');
+}
+
+export function toYamlStream(manifests: Manifest[]): string {
+  return manifests.map((m) => stringify(m)).join('---\n');
+}
+
+/**
+ * Values that keep a real install from touching anything but its own namespace on a control
+ * plane other tests share: the webhooks (failurePolicy Fail) only match namespaces carrying a
+ * label no other test sets, and every cluster-scoped name is prefixed by the unique release.
+ */
+export function isolatedValues(namespace: string): string[] {
+  return ['--set', `webhook.namespaceSelector.matchLabels.llmproxy\\.io/chart-test=${namespace}`];
+}
+
+export interface InstalledChart {
+  release: string;
+  namespace: string;
+  /** The operator's ServiceAccount (operator.serviceName). */
+  serviceAccount: string;
+  /** Webhook configurations, cluster-scoped roles: named after the release. */
+  clusterPrefix: string;
+}
+
+/** `helm install` into the namespace, with a unique release name; extra args are passed on. */
+export async function installChart(
+  cp: ControlPlane,
+  opts: { namespace: string; release?: string; args?: string[] },
+): Promise<InstalledChart> {
+  const release = opts.release ?? `llmproxy-${randomBytes(3).toString('hex')}`;
+  await helmOk(cp, [
+    'install',
+    release,
+    CHART_DIR,
+    '--namespace',
+    opts.namespace,
+    ...isolatedValues(opts.namespace),
+    ...(opts.args ?? []),
+  ]);
+  return {
+    release,
+    namespace: opts.namespace,
+    serviceAccount: 'llmproxy-operator',
+    clusterPrefix: release,
+  };
+}
+
+/**
+ * A kubeconfig that authenticates as the ServiceAccount with a token from the TokenRequest API
+ * (no client certificate), as the operator is when it runs in its pod.
+ */
+export async function serviceAccountKubeconfig(
+  cp: ControlPlane,
+  namespace: string,
+  serviceAccount: string,
+): Promise<string> {
+  const token = await cp.tokenFor(namespace, serviceAccount, {
+    audiences: [SERVICE_ACCOUNT_ISSUER],
+  });
+  const user = `system:serviceaccount:${namespace}:${serviceAccount}`;
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'llmproxy-test',
+        cluster: {
+          server: cp.apiServerURL,
+          'certificate-authority-data': Buffer.from(cp.caPem).toString('base64'),
+        },
+      },
+    ],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'llmproxy-test', user, namespace } }],
+    'current-context': 'sa',
+  };
+  const file = path.join(helmHome, `sa-${namespace}-${serviceAccount}.kubeconfig`);
+  await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  return file;
+}
+
+/** kubectl with a given kubeconfig (the admin one of cp.kubectl would win over a --token). */
+export function kubectlWith(
+  cp: ControlPlane,
+  kubeconfig: string,
+  args: string[],
+  input?: string,
+): Promise<KubectlResult> {
+  return run(
+    path.join(cp.binDir, 'kubectl'),
+    [`--kubeconfig=${kubeconfig}`, ...args],
+    { KUBECONFIG: kubeconfig },
+    input,
+    60_000,
+  );
+}
