@@ -10,6 +10,13 @@ import type { Attributes, Meter } from '@opentelemetry/api';
 export const MAX_SERIES = 1000;
 const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
 
+/** A key for an attribute set; callers build their sets in a fixed order, so no sorting. */
+export function attributeKey(attributes: Attributes): string {
+  let key = '';
+  for (const k in attributes) key += `${k}\u0001${String(attributes[k])}\u0002`;
+  return key;
+}
+
 export interface SummedCounter {
   add(value: number, attributes: Attributes): void;
 }
@@ -26,8 +33,7 @@ export function createSummedCounter(
   return {
     add(value, attributes) {
       if (!(value > 0) || !Number.isFinite(value)) return;
-      let key = '';
-      for (const k in attributes) key += `${k}\u0001${String(attributes[k])}\u0002`;
+      let key = attributeKey(attributes);
       let row = rows.get(key);
       if (row === undefined) {
         if (rows.size >= MAX_SERIES) {

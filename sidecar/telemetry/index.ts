@@ -35,6 +35,7 @@ import type { ProviderType } from '../policy/compiled.js';
 import * as A from './attributes.js';
 import { captureText } from './content.js';
 import { createSummedCounter } from './counters.js';
+import { createHistogramTable } from './histograms.js';
 import { createIdentifierHasher } from './hmac.js';
 import type { Logger } from './log.js';
 import { RedactingSpanProcessor, sanitizeAttributes } from './redaction.js';
@@ -49,6 +50,7 @@ export type { SecretSource } from './secrets.js';
 export { TelemetrySettings } from './schema.js';
 
 export const CALLER_HEADER = 'x-llmproxy-user';
+const SCOPE = 'llmproxy-sidecar';
 
 export interface CallInfo {
   /** gen_ai.operation.name: `chat`, `text_completion`, `embeddings`, ... (see operationFor). */
@@ -199,7 +201,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       (p) => new RedactingSpanProcessor(p, A.SPAN_ATTRIBUTE_ALLOWLIST, secrets),
     ),
   });
-  const tracer = tracerProvider.getTracer('llmproxy-sidecar', options.serviceVersion);
+  const tracer = tracerProvider.getTracer(SCOPE, options.serviceVersion);
   // With nowhere to export spans, recording them is wasted work: a non-recording span that keeps
   // the caller's trace id and sampling flag still continues the trace upstream.
   const ids = new RandomIdGenerator();
@@ -216,7 +218,12 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
           });
         };
 
-  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const histograms = createHistogramTable({ name: SCOPE, version: options.serviceVersion });
+  const prometheus = new PrometheusExporter({
+    preventServerStart: true,
+    withoutScopeInfo: true,
+    metricProducers: [histograms.producer],
+  });
   // The OpenTelemetry packages are pinned to one release line (package.json) so that the SDK,
   // the exporters and the global error handler are single copies.
   const readers: MetricReader[] = [prometheus];
@@ -225,26 +232,27 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter(base ? { url: `${base}/v1/metrics` } : {}),
         exportIntervalMillis: options.metricExportIntervalMs ?? 60_000,
+        metricProducers: [histograms.producer],
       }),
     );
   }
   const meterProvider = new MeterProvider({ resource, readers });
-  const meter = meterProvider.getMeter('llmproxy-sidecar', options.serviceVersion);
+  const meter = meterProvider.getMeter(SCOPE, options.serviceVersion);
   const instruments = {
-    duration: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
+    duration: histograms.histogram(A.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
       unit: 's',
       description: 'GenAI operation duration.',
-      advice: { explicitBucketBoundaries: A.DURATION_BUCKETS_SECONDS },
+      boundaries: A.DURATION_BUCKETS_SECONDS,
     }),
-    tokens: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
+    tokens: histograms.histogram(A.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
       unit: '{token}',
       description: 'Number of input and output tokens used.',
-      advice: { explicitBucketBoundaries: A.TOKEN_BUCKETS },
+      boundaries: A.TOKEN_BUCKETS,
     }),
-    firstChunk: meter.createHistogram(A.METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, {
+    firstChunk: histograms.histogram(A.METRIC_GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, {
       unit: 's',
       description: 'Time to receive the first chunk of a streamed response.',
-      advice: { explicitBucketBoundaries: A.DURATION_BUCKETS_SECONDS },
+      boundaries: A.DURATION_BUCKETS_SECONDS,
     }),
     requests: createSummedCounter(meter, A.METRIC_LLMPROXY_REQUESTS, {
       unit: '{request}',
