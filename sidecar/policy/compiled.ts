@@ -119,7 +119,8 @@ function semanticProblems(policy: CompiledPolicyInput): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
   policy.providers.forEach((provider, i) => {
-    if (names.has(provider.name)) problems.push(`/providers/${i}/name: duplicate provider "${provider.name}"`);
+    if (names.has(provider.name))
+      problems.push(`/providers/${i}/name: duplicate provider "${provider.name}"`);
     names.add(provider.name);
     try {
       new URL(provider.baseURL);
@@ -129,7 +130,8 @@ function semanticProblems(policy: CompiledPolicyInput): string[] {
   });
   const limitIds = new Set<string>();
   (policy.rateLimits ?? []).forEach((limit, i) => {
-    if (limitIds.has(limit.id)) problems.push(`/rateLimits/${i}/id: duplicate limit id "${limit.id}"`);
+    if (limitIds.has(limit.id))
+      problems.push(`/rateLimits/${i}/id: duplicate limit id "${limit.id}"`);
     limitIds.add(limit.id);
   });
   return problems;
