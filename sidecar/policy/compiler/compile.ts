@@ -50,6 +50,16 @@ export function mergeSelected(
   policies: readonly LlmPolicy[],
   budgets: readonly LlmBudget[],
 ): CompileResult {
+  return assemble(mergePolicies(policies), budgets);
+}
+
+/** What the policies alone contribute; pods with the same policies and other budgets share it. */
+export interface PolicyPart {
+  input: CompiledPolicyInput;
+  conflicts: ProviderConflict[];
+}
+
+export function mergePolicies(policies: readonly LlmPolicy[]): PolicyPart {
   const { providers, conflicts } = compileProviders(policies);
   const input: CompiledPolicyInput = {
     apiVersion: COMPILED_POLICY_API_VERSION,
@@ -58,15 +68,21 @@ export function mergeSelected(
   };
   const rateLimits = compileRateLimits(policies);
   if (rateLimits.length > 0) input.rateLimits = rateLimits;
-  const budgetRefs = compileBudgets(budgets);
-  if (budgetRefs.length > 0) input.budgets = budgetRefs;
-  const pricing = compilePricing(budgets);
-  if (pricing.length > 0) input.pricing = pricing;
   const dataProtection = mergeDataProtection(policies.map((p) => p.spec.dataProtection));
   if (dataProtection) input.dataProtection = dataProtection;
   const captureContent = mergeCaptureContent(policies);
   if (captureContent !== undefined) input.telemetry = { captureContent };
-  return { policy: parseCompiledPolicy(input), conflicts };
+  return { input, conflicts };
+}
+
+/** Adds the budgets and stamps the content hash (parseCompiledPolicy also checks the contract). */
+export function assemble(part: PolicyPart, budgets: readonly LlmBudget[]): CompileResult {
+  const input: CompiledPolicyInput = { ...part.input };
+  const budgetRefs = compileBudgets(budgets);
+  if (budgetRefs.length > 0) input.budgets = budgetRefs;
+  const pricing = compilePricing(budgets);
+  if (pricing.length > 0) input.pricing = pricing;
+  return { policy: parseCompiledPolicy(input), conflicts: part.conflicts };
 }
 
 interface RuleAccumulator {
@@ -140,16 +156,16 @@ const canonicalDefinitions = new WeakMap<Provider, string>();
 
 /** Compared once per definition object, not once per pod: the same policy object recurs. */
 function sameDefinition(a: Provider, b: Provider): boolean {
-  if (a === b) return true;
-  const text = (p: Provider) => {
-    let json = canonicalDefinitions.get(p);
-    if (json === undefined) {
-      json = canonicalJson(p);
-      canonicalDefinitions.set(p, json);
-    }
-    return json;
-  };
-  return text(a) === text(b);
+  return a === b || canonicalDefinition(a) === canonicalDefinition(b);
+}
+
+function canonicalDefinition(provider: Provider): string {
+  let json = canonicalDefinitions.get(provider);
+  if (json === undefined) {
+    json = canonicalJson(provider);
+    canonicalDefinitions.set(provider, json);
+  }
+  return json;
 }
 
 function grantedProviders(policy: LlmPolicy): Set<string> {

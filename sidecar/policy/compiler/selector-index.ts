@@ -3,7 +3,14 @@
 import type { LabelSelector, LlmBudget, LlmPolicy } from '../../../crds/v1alpha1/index.js';
 import type { CompiledPolicy } from '../compiled.js';
 import { canonicalJson } from '../compiled.js';
-import { compareStrings, mergeSelected, originOf, type CompileResult } from './compile.js';
+import {
+  assemble,
+  compareStrings,
+  mergePolicies,
+  originOf,
+  type CompileResult,
+  type PolicyPart,
+} from './compile.js';
 import { podKeys, selectorAnchors, selectorMatches, type Labels } from './selector.js';
 
 /** What the compiler needs to know about a pod. */
@@ -82,6 +89,8 @@ interface Selection {
   budgetsSelected: Selecting<LlmBudget>[];
   /** Positions, not names, identify a selection: they stay unique even if two inputs share a name. */
   key: string;
+  /** The same, for the policies alone. */
+  policyKey: string;
 }
 
 /** Sorted by origin; identical origins (which the API server never produces) by content. */
@@ -180,13 +189,9 @@ function selectFor(pod: PodIdentity, index: NamespaceIndex): Selection {
     ...budgetIdx.map((i) => index.budgets.entries[i]!),
     ...refIdx.map((i) => index.refBudgets[i]!),
   ].sort((a, b) => compareStrings(a.origin, b.origin));
-  const key = [
-    pod.namespace,
-    policyIdx.join(','),
-    budgetIdx.join(','),
-    refIdx.sort().join(','),
-  ].join('\u0000');
-  return { selected, budgetsSelected, key };
+  const policyKey = `${pod.namespace}\u0000${policyIdx.join(',')}`;
+  const key = `${policyKey}\u0000${budgetIdx.join(',')}\u0000${refIdx.sort((a, b) => a - b).join(',')}`;
+  return { selected, budgetsSelected, key, policyKey };
 }
 
 function servesAccount(policy: LlmPolicy, serviceAccount: string): boolean {
@@ -211,6 +216,7 @@ export function createCompilerIndex(
   const empty = buildNamespace([], []);
   const selections = new Map<string, Selection>();
   const cache = new Map<string, CompileResult>();
+  const policyParts = new Map<string, PolicyPart>();
 
   function select(pod: PodIdentity): Selection {
     const index = namespaces.get(pod.namespace) ?? empty;
@@ -224,11 +230,16 @@ export function createCompilerIndex(
   }
 
   function compileDetailed(pod: PodIdentity): CompileResult {
-    const { selected, budgetsSelected, key } = select(pod);
+    const { selected, budgetsSelected, key, policyKey } = select(pod);
     let result = cache.get(key);
     if (!result) {
-      result = mergeSelected(
-        selected.map((s) => s.object),
+      let part = policyParts.get(policyKey);
+      if (!part) {
+        part = mergePolicies(selected.map((s) => s.object));
+        policyParts.set(policyKey, part);
+      }
+      result = assemble(
+        part,
         budgetsSelected.map((b) => b.object),
       );
       cache.set(key, result);
