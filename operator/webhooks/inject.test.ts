@@ -196,6 +196,24 @@ describe('injectPod', () => {
     });
   });
 
+  it('yields no patch on a pod the API server has stored and defaulted', () => {
+    const once = injected(optedIn({ volumes: [{ name: 'data', emptyDir: {} }] }));
+    const stored = structuredClone(once) as PodObject & { spec: { initContainers: Container[] } };
+    const sidecar = stored.spec.initContainers[0] as Container & Record<string, unknown>;
+    sidecar.terminationMessagePath = '/dev/termination-log';
+    (sidecar.startupProbe as Record<string, unknown>).successThreshold = 1;
+    const token = stored.spec.volumes?.[1] as unknown as { projected: Record<string, unknown> };
+    token.projected.defaultMode = 420;
+    stored.metadata = { ...stored.metadata, uid: 'u', resourceVersion: '7' };
+    expect(diffPatch(stored, injected(stored))).toEqual([]);
+    // A real change (another image) is still applied.
+    const ctx = testContext();
+    ctx.config.sidecar.image = 'ghcr.io/llmproxy/llmproxy:0.2.0';
+    expect(injected(stored, ctx).spec?.initContainers?.[0]?.image).toBe(
+      'ghcr.io/llmproxy/llmproxy:0.2.0',
+    );
+  });
+
   it('compares quantities across suffixes', () => {
     expect(parseQuantity('500m')).toBeLessThan(parseQuantity('1'));
     expect(parseQuantity('1Gi')).toBeGreaterThan(parseQuantity('1G'));

@@ -314,8 +314,8 @@ function placeSidecar(spec: PodSpec, sidecar: Container, native: boolean): void 
     spec.containers = spec.containers.filter(notSidecar);
     const init = spec.initContainers ?? [];
     const index = init.findIndex((c) => c.name === SIDECAR_NAME);
-    if (index >= 0) init[index] = sidecar;
-    else init.unshift(sidecar);
+    if (index < 0) init.unshift(sidecar);
+    else if (!subsumes(init[index], sidecar)) init[index] = sidecar;
     spec.initContainers = init;
   } else {
     if (spec.initContainers) {
@@ -380,15 +380,38 @@ function withAppEnv(env: EnvVar[] | undefined, port: number): EnvVar[] {
   return out;
 }
 
-/** Replaces items with the same name in place, appends the others. */
+/**
+ * Replaces items with the same name in place, appends the others. An existing item that already
+ * holds everything we would write (plus the API server's defaults, such as
+ * terminationMessagePath or a volume's defaultMode) is kept, so that reinvocation on a stored,
+ * defaulted pod yields no patch at all.
+ */
 function upsertByName<T extends { name: string }>(list: T[], items: T[]): T[] {
   const out = [...list];
   for (const item of items) {
     const index = out.findIndex((x) => x.name === item.name);
-    if (index >= 0) out[index] = item;
-    else out.push(item);
+    if (index < 0) out.push(item);
+    else if (!subsumes(out[index], item)) out[index] = item;
   }
   return out;
+}
+
+/** Whether `existing` has every field of `desired` with the same value (arrays element-wise). */
+export function subsumes(existing: unknown, desired: unknown): boolean {
+  if (Array.isArray(desired)) {
+    return (
+      Array.isArray(existing) &&
+      existing.length === desired.length &&
+      desired.every((d, i) => subsumes(existing[i], d))
+    );
+  }
+  if (desired !== null && typeof desired === 'object') {
+    if (existing === null || typeof existing !== 'object' || Array.isArray(existing)) return false;
+    return Object.entries(desired).every(([key, value]) =>
+      subsumes((existing as Record<string, unknown>)[key], value),
+    );
+  }
+  return existing === desired;
 }
 
 function statusAnnotation(
