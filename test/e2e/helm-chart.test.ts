@@ -33,6 +33,20 @@ async function operatorParser(): Promise<ParseSettings | undefined> {
   }
 }
 
+/** The operator's builders of its webhook configurations (operator/webhooks/configuration.ts). */
+interface WebhookBuilders {
+  mutatingWebhookConfiguration(options: { config: unknown }): { webhooks: unknown[] };
+  validatingWebhookConfiguration(options: { config: unknown }): { webhooks: unknown[] };
+}
+async function webhookBuilders(): Promise<WebhookBuilders | undefined> {
+  const specifier = '../../operator/webhooks/configuration.js';
+  try {
+    return (await import(specifier)) as WebhookBuilders;
+  } catch {
+    return undefined;
+  }
+}
+
 const CUSTOM_VALUES = path.join(TESTDATA_DIR, 'helm-values-custom.yaml');
 const MONITORING = [
   '--api-versions',
@@ -283,8 +297,8 @@ describe('helm template with the default values', () => {
   it('sends only opted-in pods to the injection webhook, fail-closed, never the system namespaces', () => {
     const mutating = webhooksOf(manifests, 'MutatingWebhookConfiguration');
     expect(mutating.map((w) => w.name)).toEqual([
-      'annotated.inject.llmproxy.io',
-      'namespace.inject.llmproxy.io',
+      'inject.pods.llmproxy.io',
+      'namespace-inject.pods.llmproxy.io',
     ]);
     for (const webhook of mutating) {
       expect(webhook.failurePolicy).toBe('Fail');
@@ -293,7 +307,7 @@ describe('helm template with the default values', () => {
       expect(webhook.clientConfig.service).toEqual({
         name: 'llmproxy-operator',
         namespace: 'llmproxy-system',
-        path: '/mutate/pods',
+        path: '/mutate-pods',
         port: 9443,
       });
       expect(webhook.clientConfig).not.toHaveProperty('caBundle');
@@ -309,10 +323,18 @@ describe('helm template with the default values', () => {
       'llmproxy.io/injection': 'enabled',
     });
     const validating = webhooksOf(manifests, 'ValidatingWebhookConfiguration');
-    expect(validating.map((w) => w.clientConfig.service.path)).toEqual([
-      '/validate/llmpolicies',
-      '/validate/llmbudgets',
-    ]);
+    expect(validating.map((w) => w.clientConfig.service.path)).toEqual(['/validate-llmproxy']);
+    expect(validating[0]?.failurePolicy).toBe('Ignore');
+  });
+
+  it.each([
+    ['MutatingWebhookConfiguration', 'mutatingWebhookConfiguration'],
+    ['ValidatingWebhookConfiguration', 'validatingWebhookConfiguration'],
+  ] as const)('renders the %s the operator itself builds', async (kind, builder) => {
+    const [parse, builders] = [await operatorParser(), await webhookBuilders()];
+    if (!parse || !builders) return; // the operator's modules have not landed yet
+    const config = parse(configOf(manifests, 'llmproxy-operator-config'));
+    expect(webhooksOf(manifests, kind)).toEqual(builders[builder]({ config }).webhooks);
   });
 
   it('admits only injected pods to the distribution port', () => {
@@ -430,7 +452,7 @@ describe('helm template with non-default values', () => {
       ]);
     }
     for (const webhook of webhooksOf(manifests, 'ValidatingWebhookConfiguration'))
-      expect(webhook.failurePolicy).toBe('Ignore');
+      expect(webhook.failurePolicy).toBe('Fail');
   });
 });
 

@@ -22,6 +22,7 @@ import {
   REPO_ROOT,
   helmOk,
   installChart,
+  installedOperatorConfig,
   kubectlWith,
   serviceAccountKubeconfig,
   type InstalledChart,
@@ -107,6 +108,12 @@ describe('helm install on a real API server', () => {
       `clusterrole/${chart.release}-operator`,
       `clusterrole/${chart.release}-viewer`,
     ]);
+  });
+
+  it('leaves the operator its configuration file, for running it as the ServiceAccount', async () => {
+    const text = readFileSync(await installedOperatorConfig(cp, chart), 'utf8');
+    expect(text).toContain(`namespace: ${ns}`);
+    expect(text).toContain(`webhookConfigurationName: ${chart.release}`);
   });
 
   it('installs the CRDs, established', async () => {

@@ -60,18 +60,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The serving Certificate cert-manager issues (for cert-manager.io/inject-ca-from). */}}
 {{- define "llmproxy.certificateName" -}}
-{{- printf "%s-serving" (include "llmproxy.name" .) -}}
+{{- .Values.operator.certSecretName -}}
 {{- end -}}
 
 {{/*
-The namespaces the webhooks never see: the configured ones and the release's own, ANDed with
-webhook.namespaceSelector. Takes (dict "root" $ "matchLabels" extraLabels).
+The namespaces the webhooks never see: the configured ones (and the release's own, for
+injection), ANDed with webhook.namespaceSelector.
+Takes (dict "root" $ "excludeRelease" bool "matchLabels" extraLabels).
 */}}
 {{- define "llmproxy.namespaceSelector" -}}
 {{- $root := .root -}}
 {{- $user := $root.Values.webhook.namespaceSelector -}}
 {{- $labels := merge (dict) (default (dict) .matchLabels) (default (dict) $user.matchLabels) -}}
-{{- $excluded := uniq (append $root.Values.webhook.excludedNamespaces $root.Release.Namespace) -}}
+{{- $excluded := $root.Values.webhook.excludedNamespaces -}}
+{{- if .excludeRelease -}}
+{{- $excluded = uniq (append $excluded $root.Release.Namespace) -}}
+{{- end -}}
 namespaceSelector:
   {{- with $labels }}
   matchLabels:

@@ -3,9 +3,12 @@
 // identity) with a minted token, e.g. to run the operator out of cluster under exactly the
 // chart's RBAC:
 //
-//   const release = await installChart(cp, { namespace: ns });
-//   const kubeconfig = await serviceAccountKubeconfig(cp, ns, release.serviceAccount);
-//   spawn('node', ['dist/operator/main.js', '--config', file], { env: { KUBECONFIG: kubeconfig } })
+//   const chart = await installChart(cp, { namespace: ns });
+//   const kubeconfig = await serviceAccountKubeconfig(cp, ns, chart.serviceAccount);
+//   const config = await installedOperatorConfig(cp, chart);
+//   spawn('node', ['dist/operator/main.js', '--config', config], {
+//     env: { ...process.env, KUBECONFIG: kubeconfig, POD_NAME: 'operator-0', POD_NAMESPACE: ns },
+//   });
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -189,4 +192,27 @@ export function kubectlWith(
     input,
     60_000,
   );
+}
+
+/**
+ * The operator's /etc/llmproxy/config.yaml as the installed release rendered it, written to a
+ * file, for running the operator out of cluster (`--config <file>`) under the chart's settings.
+ */
+export async function installedOperatorConfig(
+  cp: ControlPlane,
+  chart: InstalledChart,
+): Promise<string> {
+  const res = await cp.kubectl([
+    'get',
+    'configmap',
+    `${chart.serviceAccount}-config`,
+    '-n',
+    chart.namespace,
+    '-o',
+    'jsonpath={.data.config\\.yaml}',
+  ]);
+  if (res.code !== 0) throw new Error(`reading the operator ConfigMap failed: ${res.stderr}`);
+  const file = path.join(helmHome, `config-${chart.namespace}.yaml`);
+  await writeFile(file, res.stdout, { mode: 0o600 });
+  return file;
 }
