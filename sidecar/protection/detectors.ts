@@ -1,7 +1,8 @@
-// Pure, linear-time detectors. Every pattern starts only at the beginning of a run of its first
+// Pure, linear-time detectors. Every regex starts only at the beginning of a run of its first
 // character class (a lookbehind) and uses bounded quantifiers over classes that exclude their
-// delimiters, so a failed attempt costs at most the length of the run it started in: no input,
-// however hostile, makes the scan quadratic.
+// delimiters, so a failed attempt costs at most the length of the run it started in; the hand
+// scanners (email, IPv6, tokens) anchor on a character and expand a bounded distance from it. No
+// input, however hostile, makes a scan quadratic (detectors.test.ts feeds them 100 KiB of each).
 import { isIPv6 } from 'node:net';
 import type { EntityType } from './entities.js';
 import {
@@ -35,12 +36,11 @@ function regexDetector(
   pattern: RegExp,
   accept: (match: RegExpExecArray) => number = (m) => m[0].length,
 ): Detector {
-  pattern = global(pattern);
+  const re = global(pattern);
   return {
     entity,
     mayContain,
     find(text, out) {
-      const re = global(pattern);
       re.lastIndex = 0;
       let m: RegExpExecArray | null;
       while ((m = re.exec(text)) !== null) {
