@@ -18,7 +18,8 @@ export function attributeKey(attributes: Attributes): string {
 }
 
 export interface SummedCounter {
-  add(value: number, attributes: Attributes): void;
+  /** `key` is attributeKey(attributes), when the caller has it already. */
+  add(value: number, attributes: Attributes, key?: string): void;
 }
 
 export function createSummedCounter(
@@ -31,9 +32,9 @@ export function createSummedCounter(
     for (const row of rows.values()) result.observe(row.value, row.attributes);
   });
   return {
-    add(value, attributes) {
+    add(value, attributes, knownKey) {
       if (!(value > 0) || !Number.isFinite(value)) return;
-      let key = attributeKey(attributes);
+      let key = knownKey ?? attributeKey(attributes);
       let row = rows.get(key);
       if (row === undefined) {
         if (rows.size >= MAX_SERIES) {

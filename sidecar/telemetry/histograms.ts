@@ -13,7 +13,8 @@ import {
 import { MAX_SERIES, attributeKey } from './counters.js';
 
 export interface SummedHistogram {
-  record(value: number, attributes: Attributes): void;
+  /** `key` is attributeKey(attributes), when the caller has it already. */
+  record(value: number, attributes: Attributes, key?: string): void;
 }
 
 interface Row {
@@ -60,9 +61,9 @@ export function createHistogramTable(scope: { name: string; version?: string }):
     const definition: Definition = { name, ...options, rows: new Map() };
     definitions.push(definition);
     return {
-      record(value, attributes) {
+      record(value, attributes, knownKey) {
         if (!Number.isFinite(value) || value < 0) return;
-        let key = attributeKey(attributes);
+        let key = knownKey ?? attributeKey(attributes);
         let row = definition.rows.get(key);
         if (row === undefined) {
           if (definition.rows.size >= MAX_SERIES) key = OVERFLOW_KEY;

@@ -34,7 +34,7 @@ import {
 import type { ProviderType } from '../policy/compiled.js';
 import * as A from './attributes.js';
 import { captureText } from './content.js';
-import { createSummedCounter } from './counters.js';
+import { attributeKey, createSummedCounter } from './counters.js';
 import { createHistogramTable } from './histograms.js';
 import { createIdentifierHasher } from './hmac.js';
 import type { Logger } from './log.js';
@@ -51,6 +51,7 @@ export { TelemetrySettings } from './schema.js';
 
 export const CALLER_HEADER = 'x-llmproxy-user';
 const SCOPE = 'llmproxy-sidecar';
+const TOKEN_TYPE_KEY = `${A.ATTR_GEN_AI_TOKEN_TYPE}\u0001`;
 
 export interface CallInfo {
   /** gen_ai.operation.name: `chat`, `text_completion`, `embeddings`, ... (see operationFor). */
@@ -305,6 +306,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       },
       held,
     );
+    const genAiKey = attributeKey(genAi);
     const common: Attributes = { ...genAi, [A.ATTR_LLMPROXY_PROVIDER]: info.provider };
     const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
     const span: Span = startSpan(
@@ -379,7 +381,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         firstChunkAt = performance.now();
         const seconds = (firstChunkAt - started) / 1000;
         span.setAttribute(A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds);
-        instruments.firstChunk.record(seconds, genAi);
+        instruments.firstChunk.record(seconds, genAi, genAiKey);
       },
       recordContent(kind, body) {
         if (ended || info.captureContent !== true) return;
@@ -420,16 +422,16 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
           },
           held,
         );
-        instruments.duration.record(seconds, withResponse);
+        const key = attributeKey(withResponse);
+        instruments.duration.record(seconds, withResponse, key);
         if (outcome.usage) {
-          instruments.tokens.record(outcome.usage.inputTokens, {
-            ...withResponse,
-            [A.ATTR_GEN_AI_TOKEN_TYPE]: A.GEN_AI_TOKEN_TYPE_INPUT,
-          });
-          instruments.tokens.record(outcome.usage.outputTokens, {
-            ...withResponse,
-            [A.ATTR_GEN_AI_TOKEN_TYPE]: A.GEN_AI_TOKEN_TYPE_OUTPUT,
-          });
+          for (const [type, n] of [
+            [A.GEN_AI_TOKEN_TYPE_INPUT, outcome.usage.inputTokens],
+            [A.GEN_AI_TOKEN_TYPE_OUTPUT, outcome.usage.outputTokens],
+          ] as const) {
+            const attributes = { ...withResponse, [A.ATTR_GEN_AI_TOKEN_TYPE]: type };
+            instruments.tokens.record(n, attributes, `${key}${TOKEN_TYPE_KEY}${type}\u0002`);
+          }
         }
         if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0) {
           const model = genAi[A.ATTR_GEN_AI_REQUEST_MODEL];
