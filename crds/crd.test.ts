@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parse as parseCel } from '@bufbuild/cel';
-import { CRD_DIRECTORIES, KINDS, crdFor, renderCrds } from './crd.js';
+import { CRD_DIRECTORIES, KINDS, crdFor, renderCrds, toStructural } from './crd.js';
 
 type Node = Record<string, unknown>;
 
@@ -123,5 +123,16 @@ describe('generated CRDs', () => {
     for (const [i, { text }] of renderCrds().entries()) {
       expect(parseYaml(text)).toEqual(crdFor(KINDS[i]!));
     }
+  });
+});
+
+describe('toStructural', () => {
+  it('refuses schema shapes a CRD cannot express instead of emitting them', () => {
+    expect(() => toStructural({ anyOf: [{ type: 'string' }, { type: 'integer' }] })).toThrow(
+      /only unions of string literals/,
+    );
+    expect(() =>
+      toStructural({ type: 'object', patternProperties: { '^x-': { type: 'string' } } }),
+    ).toThrow(/patternProperties/);
   });
 });

@@ -316,3 +316,37 @@ describe('modelSummary', () => {
     expect(modelSummary({ ...spec, suspend: true })).toBe('suspended');
   });
 });
+
+describe('explain', () => {
+  const compiled = () =>
+    run([
+      allowing('a', ['gpt-*'], {
+        rateLimits: [
+          { id: 'all', requestsPerMinute: 10 },
+          { id: 'mini', model: '*-mini', requestsPerMinute: 1 },
+          { id: 'other', provider: 'anthropic', requestsPerMinute: 1 },
+        ],
+      }),
+    ]);
+
+  it('says when no policy grants the provider at all', () => {
+    expect(explain(compiled(), 'anthropic', 'claude-3')).toMatchObject({
+      verdict: 'provider_not_granted',
+      rateLimits: ['team-a/a/all', 'team-a/a/other'],
+    });
+  });
+
+  it('says when the provider is granted but not the model', () => {
+    expect(explain(compiled(), 'openai', 'o3')).toMatchObject({
+      verdict: 'not_granted',
+      allowedBy: [],
+    });
+  });
+
+  it('lists the rate limits that apply to the call', () => {
+    expect(explain(compiled(), 'openai', 'gpt-4o-mini').rateLimits).toEqual([
+      'team-a/a/all',
+      'team-a/a/mini',
+    ]);
+  });
+});
