@@ -117,6 +117,11 @@ describe('injectPod', () => {
     expect(pod.metadata?.annotations?.[ANNOTATION_CA_BUNDLE]).toBe(TEST_CA_BUNDLE);
   });
 
+  it('names the service account the token projection needs when nothing else did', () => {
+    expect(injected(optedIn()).spec?.serviceAccountName).toBe('default');
+    expect(injected(optedIn({ serviceAccountName: 'chat' })).spec?.serviceAccountName).toBe('chat');
+  });
+
   it('points every app container at the proxy but keeps values they set themselves', () => {
     const pod = injected(
       optedIn({

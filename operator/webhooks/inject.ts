@@ -132,6 +132,12 @@ export function injectPod(pod: PodObject, ctx: InjectionContext): InjectionOutco
   const sidecar = sidecarContainer(ctx, settings);
   placeSidecar(out.spec, sidecar, ctx.nativeSidecars);
   out.spec.volumes = upsertByName(out.spec.volumes ?? [], sidecarVolumes());
+  // The token projection needs a service account. The ServiceAccount admission plugin has set
+  // it before us in a normal cluster; where it is off, do what it would do.
+  if (typeof out.spec.serviceAccountName !== 'string' || out.spec.serviceAccountName === '') {
+    const legacy = out.spec.serviceAccount;
+    out.spec.serviceAccountName = typeof legacy === 'string' && legacy ? legacy : 'default';
+  }
   const wired: string[] = [];
   for (const container of out.spec.containers) {
     if (container.name === SIDECAR_NAME) continue;
