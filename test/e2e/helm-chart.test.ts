@@ -215,6 +215,8 @@ describe('helm template with the default values', () => {
         'Service/llmproxy-operator',
         'ServiceAccount/llmproxy-operator',
         'ValidatingWebhookConfiguration/llmproxy',
+        'ValidatingAdmissionPolicy/llmproxy-operator-pod-updates',
+        'ValidatingAdmissionPolicyBinding/llmproxy-operator-pod-updates',
       ].sort(),
     );
   });

@@ -182,7 +182,7 @@ describe("the chart's ServiceAccount (the operator's identity)", () => {
     'events.events.k8s.io [] [create]',
     'tokenreviews.authentication.k8s.io [] [create]',
     'namespaces [] [get list watch]',
-    'pods [] [get list watch]',
+    'pods [] [get list watch patch]',
     'llmpolicies.llmproxy.io [] [get list watch]',
     'llmbudgets.llmproxy.io [] [get list watch]',
     'llmpolicies.llmproxy.io/status [] [get patch update]',
@@ -212,7 +212,6 @@ describe("the chart's ServiceAccount (the operator's identity)", () => {
     ['list', 'secrets', 'own namespace'],
     ['get', 'secrets/some-app-secret', 'own namespace'],
     ['delete', 'pods', 'other namespace'],
-    ['patch', 'pods', 'other namespace'],
     ['create', 'pods', 'other namespace'],
     ['create', 'pods/exec', 'other namespace'],
     ['create', 'serviceaccounts/token', 'other namespace'],
@@ -376,5 +375,94 @@ describe("the chart's ServiceAccount (the operator's identity)", () => {
     expect(deleted.stderr).toContain('Forbidden');
     const logs = await kubectlWith(cp, saKubeconfig, ['logs', 'victim', '-n', other]);
     expect(logs.stderr).toContain('Forbidden');
+  });
+
+  describe('pod updates, confined by the ValidatingAdmissionPolicy', () => {
+    const injected = 'injected-app';
+    const plain = 'plain-app';
+    const patchAs = (pod: string, patch: unknown) =>
+      kubectlWith(cp, saKubeconfig, [
+        'patch',
+        'pod',
+        pod,
+        '-n',
+        other,
+        '--type=merge',
+        '-p',
+        JSON.stringify(patch),
+      ]);
+
+    beforeAll(async () => {
+      await ok([
+        'run',
+        injected,
+        '-n',
+        other,
+        '--image=registry.k8s.io/pause:3.10',
+        '--restart=Never',
+        '--labels=app=demo',
+        '--annotations=llmproxy.io/ca-bundle=old-ca',
+        '--annotations=team=payments',
+      ]);
+      await ok([
+        'run',
+        plain,
+        '-n',
+        other,
+        '--image=registry.k8s.io/pause:3.10',
+        '--restart=Never',
+      ]);
+      // The policy is enforced once the API server has loaded it (a few seconds at most).
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const probe = await patchAs(plain, {
+          metadata: { annotations: { 'llmproxy.io/ca-bundle': 'x' } },
+        });
+        if (probe.code !== 0) break;
+        if (Date.now() > deadline)
+          throw new Error('the ValidatingAdmissionPolicy never took effect');
+        await ok(['annotate', 'pod', plain, '-n', other, 'llmproxy.io/ca-bundle-']);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    });
+
+    it('refreshes the CA bundle annotation of an injected pod', async () => {
+      const res = await patchAs(injected, {
+        metadata: { annotations: { 'llmproxy.io/ca-bundle': 'new-ca' } },
+      });
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+    });
+
+    it.each([
+      [
+        'a pod it did not inject',
+        plain,
+        { metadata: { annotations: { 'llmproxy.io/ca-bundle': 'x' } } },
+        'only update pods it injected',
+      ],
+      [
+        'another annotation',
+        injected,
+        { metadata: { annotations: { team: 'billing' } } },
+        'only change the llmproxy.io/ca-bundle annotation',
+      ],
+      [
+        'a label',
+        injected,
+        { metadata: { labels: { app: 'other' } } },
+        "may not change a pod's labels",
+      ],
+      [
+        'the image',
+        injected,
+        { spec: { containers: [{ name: injected, image: 'registry.k8s.io/pause:3.9' }] } },
+        "may not change a pod's spec",
+      ],
+    ])('is refused %s', async (_what, pod, patch, message) => {
+      const res = await patchAs(pod, patch);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain(message);
+    });
   });
 });
