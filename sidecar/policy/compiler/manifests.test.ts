@@ -91,6 +91,15 @@ describe('compileManifestStream', () => {
     );
   });
 
+  it('takes the namespace the manifests name when the pod’s is not given', () => {
+    const policy = compileManifestStream(clusterExamples(), { labels: { app: 'demo' } });
+    expect(policy).toEqual(compileManifestStream(clusterExamples(), demoPod));
+    const mixed = `${clusterExamples()}\n---\n${read('examples/standalone/llmpolicy.yaml').replace('name: dev', 'name: dev\n  namespace: other')}`;
+    expect(problemsOf(() => compileManifestStream(mixed, { labels: {} }))).toEqual([
+      "the manifests name several namespaces (llmproxy-demo, other): give the pod's namespace too",
+    ]);
+  });
+
   it('skips empty documents and gives manifests without a namespace the pod’s', () => {
     const text = `---\n${read('examples/standalone/llmpolicy.yaml')}\n---\n`;
     const inOther = compileManifestStream(text, { namespace: 'prod', labels: { app: 'demo' } });

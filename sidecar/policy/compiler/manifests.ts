@@ -24,11 +24,13 @@ export const DEFAULT_NAMESPACE = 'default';
 
 /**
  * Parses, validates and compiles manifests for one pod. Manifests without a namespace take the
- * pod's; those of another namespace select nothing. Secrets Manager credentials are read by
- * the sidecar itself (fetchFrom: sidecar), since there is no operator to read them for it.
+ * pod's; those of another namespace select nothing. When the pod's namespace is not given, it
+ * is the one the manifests name (so the cluster's own files work as they are), else `default`.
+ * Secrets Manager credentials are read by the sidecar itself (fetchFrom: sidecar), since
+ * there is no operator to read them for it.
  */
 export function compileManifestStream(yamlText: string, pod: StandalonePod): CompiledPolicy {
-  const namespace = pod.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = pod.namespace ?? impliedNamespace(yamlText);
   const { policies, budgets } = parseManifests(yamlText, namespace);
   return compile({
     pod: { namespace, labels: pod.labels, serviceAccount: pod.serviceAccount ?? 'default' },
@@ -91,6 +93,22 @@ export function parseManifests(
   });
   if (problems.length > 0) throw new ManifestError(problems);
   return { policies, budgets };
+}
+
+/** The one namespace the manifests state, or `default`; several are ambiguous without the pod's. */
+function impliedNamespace(yamlText: string): string {
+  const stated = new Set<string>();
+  for (const document of parseAllDocuments(yamlText)) {
+    const value = document.errors.length === 0 ? (document.toJS() as unknown) : undefined;
+    const namespace = (value as Manifest | null | undefined)?.metadata?.namespace;
+    if (typeof namespace === 'string') stated.add(namespace);
+  }
+  if (stated.size > 1) {
+    throw new ManifestError([
+      `the manifests name several namespaces (${[...stated].sort().join(', ')}): give the pod's namespace too`,
+    ]);
+  }
+  return [...stated][0] ?? DEFAULT_NAMESPACE;
 }
 
 interface Manifest {
