@@ -425,7 +425,7 @@ describe('helm template with non-default values', () => {
     const secretVerbs = role.rules
       .filter((r) => r.resources.includes('secrets'))
       .flatMap((r) => r.verbs);
-    expect(secretVerbs.sort()).toEqual(['get', 'list', 'watch']);
+    expect(secretVerbs.sort()).toEqual(['get']);
   });
 
   it('admits the API server CIDRs to the webhook port and the monitoring namespace to metrics', () => {
