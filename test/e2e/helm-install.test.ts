@@ -83,6 +83,8 @@ describe('helm install on a real API server', () => {
       await helmOk(cp, ['status', chart.release, '-n', ns, '-o', 'json']),
     ) as { info: { status: string } };
     expect(status.info.status).toBe('deployed');
+    expect(chart.output).toContain('llmproxy.io/inject: "true"');
+    expect(chart.output).toContain('networkPolicy.apiServerCIDRs is empty');
     const names = await ok([
       'get',
       'deployment,service,serviceaccount,configmap,poddisruptionbudget,networkpolicy,role,rolebinding',

@@ -119,6 +119,8 @@ export interface InstalledChart {
   serviceAccount: string;
   /** Webhook configurations, cluster-scoped roles: named after the release. */
   clusterPrefix: string;
+  /** What `helm install` printed (NOTES.txt included). */
+  output: string;
 }
 
 /** `helm install` into the namespace, with a unique release name; extra args are passed on. */
@@ -127,7 +129,7 @@ export async function installChart(
   opts: { namespace: string; release?: string; args?: string[] },
 ): Promise<InstalledChart> {
   const release = opts.release ?? `llmproxy-${randomBytes(3).toString('hex')}`;
-  await helmOk(cp, [
+  const output = await helmOk(cp, [
     'install',
     release,
     CHART_DIR,
@@ -141,6 +143,7 @@ export async function installChart(
     namespace: opts.namespace,
     serviceAccount: 'llmproxy-operator',
     clusterPrefix: release,
+    output,
   };
 }
 
