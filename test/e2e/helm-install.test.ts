@@ -19,6 +19,7 @@ import {
 import { startLeaderElection } from '../../operator/leader/index.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
+  CHART_DIR,
   REPO_ROOT,
   helmOk,
   installChart,
@@ -354,6 +355,29 @@ describe("the chart's ServiceAccount (the operator's identity)", () => {
     ]);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
+  });
+
+  it('keeps the patched CA bundle through a helm upgrade', async () => {
+    await helmOk(cp, [
+      'upgrade',
+      chart.release,
+      CHART_DIR,
+      '-n',
+      ns,
+      '--reuse-values',
+      '--set',
+      'webhook.timeoutSeconds=7',
+    ]);
+    const out = await ok([
+      'get',
+      'mutatingwebhookconfiguration',
+      chart.release,
+      '-o',
+      'jsonpath={.webhooks[0].timeoutSeconds} {.webhooks[0].clientConfig.caBundle}',
+    ]);
+    const [timeout, bundle] = out.split(' ');
+    expect(timeout).toBe('7');
+    expect(bundle).toBe(Buffer.from(cp.caPem).toString('base64'));
   });
 
   it('cannot delete pods or read their logs', async () => {
