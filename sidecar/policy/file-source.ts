@@ -41,6 +41,8 @@ export function parsePolicyText(
       return doc.toJS({ maxAliasCount: 100 }) as unknown;
     })
     .filter((value) => value !== null && value !== undefined);
+  // An empty file is a mistake (or a write caught half way), never "allow nothing".
+  if (values.length === 0) throw new InvalidPolicyError(['file holds no policy document']);
   const kinds = values.map((value) => (value as { kind?: unknown }).kind);
   if (values.length === 1 && kinds[0] === 'CompiledPolicy') return parseCompiledPolicy(values[0]);
   if (kinds.includes('CompiledPolicy')) {
@@ -49,6 +51,8 @@ export function parsePolicyText(
   if (!compileManifests) throw new InvalidPolicyError(['file holds no CompiledPolicy']);
   return compileManifests(text, pod);
 }
+
+const SETTLE_MS = 50;
 
 export interface PolicyFileWatcher {
   close(): void;
@@ -63,28 +67,40 @@ export function watchPolicyFile(
 ): PolicyFileWatcher {
   let last: string | undefined;
   let closed = false;
-  const check = () => {
-    readFile(path, 'utf8').then(
-      (text) => {
-        if (closed || text === last) return;
+  let checking = false;
+  // A change is applied once two reads a moment apart agree: an editor that truncates and then
+  // writes would otherwise hand over an empty or half-written file.
+  const check = async () => {
+    if (checking || closed) return;
+    checking = true;
+    try {
+      let text = await readFile(path, 'utf8');
+      while (text !== last) {
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        const again = await readFile(path, 'utf8');
+        if (again === text) break;
+        text = again;
+      }
+      if (!closed && text !== last) {
         last = text;
         onText(text);
-      },
-      (error: Error) => {
-        if (!closed) onError(error);
-      },
-    );
+      }
+    } catch (error) {
+      if (!closed) onError(error as Error);
+    } finally {
+      checking = false;
+    }
   };
   let watcher: FSWatcher | undefined;
   try {
-    watcher = watch(dirname(path), { persistent: false }, check);
+    watcher = watch(dirname(path), { persistent: false }, () => void check());
     watcher.on('error', () => watcher?.close());
   } catch {
     watcher = undefined;
   }
-  const timer = setInterval(check, pollMs);
+  const timer = setInterval(() => void check(), pollMs);
   timer.unref();
-  check();
+  void check();
   return {
     close() {
       closed = true;

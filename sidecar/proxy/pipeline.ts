@@ -92,6 +92,12 @@ export function createPipeline(options: PipelineOptions) {
       );
 
     const target = checkRequestTarget(req.url ?? '');
+    if (!target.ok && target.kind === 'no_endpoint') {
+      throw new ProxyError(
+        'route_not_found',
+        'llmproxy serves /{provider}/... only, e.g. /openai/v1/chat/completions',
+      );
+    }
     if (!target.ok) throw new ProxyError('invalid_request', `bad request path: ${target.reason}`);
     const provider = runtime.providers.get(target.provider);
     if (!provider) {

@@ -1,8 +1,8 @@
-// The application-facing listener: express routes `/{provider}/...` into the pipeline, and every
-// malformed request the HTTP parser rejects still gets a JSON error instead of a bare reset.
+// The application-facing listener. The pipeline routes `/{provider}/...` itself: express cost
+// 3-4x the CPU of a bare handler per request here (docs/benchmarks.md), so it serves only the
+// admin listener. Requests the HTTP parser rejects still get a JSON error, not a bare reset.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import express from 'express';
 import { errorResponse, ProxyError } from './errors.js';
 
 export interface ProxyServerOptions {
@@ -13,33 +13,6 @@ export interface ProxyServerOptions {
 }
 
 export function createProxyServer(options: ProxyServerOptions): http.Server {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('query parser', false);
-  app.all('/:provider/*rest', (req, res) => {
-    void options.handle(req, res);
-  });
-  app.use((_req: express.Request, res: express.Response) => {
-    send(
-      res,
-      new ProxyError(
-        'route_not_found',
-        'llmproxy serves /{provider}/... only, e.g. /openai/v1/chat/completions',
-      ),
-    );
-  });
-  app.use(
-    (
-      _error: unknown,
-      _req: express.Request,
-      res: express.Response,
-      _next: express.NextFunction,
-    ) => {
-      send(res, new ProxyError('invalid_request', 'malformed request'));
-    },
-  );
-
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   const server = http.createServer(
     {
@@ -49,19 +22,13 @@ export function createProxyServer(options: ProxyServerOptions): http.Server {
       // Node checks those timeouts only this often (default 30 s): check often enough to honor them.
       connectionsCheckingInterval: Math.min(1_000, requestTimeout / 2),
     },
-    app,
+    // The pipeline answers every request itself; anything escaping it costs this one response only.
+    (req, res) => void options.handle(req, res).catch(() => res.destroy()),
   );
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
     onClientError(error, socket),
   );
   return server;
-}
-
-function send(res: ServerResponse, error: ProxyError): void {
-  if (res.headersSent) return void res.end();
-  const response = errorResponse(error, undefined);
-  res.writeHead(response.status, response.headers);
-  res.end(response.body);
 }
 
 /** Requests Node's parser refuses (smuggling, oversized headers, timeouts) never reach express. */

@@ -102,7 +102,7 @@ describe('policy lifecycle', () => {
         'policy_unavailable',
       );
       expect((await fetch(`${sidecar.adminUrl}/readyz`)).status).toBe(503);
-      expect(sidecar.output()).toContain('policy_rejected');
+      await sidecar.waitForOutput('policy_rejected');
       sidecar.writePolicy(basicPolicy(fake.url));
       await waitUntil(
         async () => (await fetch(`${sidecar.adminUrl}/readyz`)).status === 200,
