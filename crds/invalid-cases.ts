@@ -24,7 +24,7 @@ export function validPolicy(namespace = 'default', name = 'valid'): Json {
         {
           name: 'openai',
           type: 'openai',
-          baseURL: 'https://api.openai.com/v1',
+          baseURL: 'https://api.openai.com',
           credentials: {
             awsSecretsManager: { secretId: 'llmproxy/openai', refreshInterval: '5m' },
           },
@@ -108,6 +108,11 @@ export function invalidCases(namespace = 'default'): InvalidCase[] {
       name: 'a baseURL that is not http(s)',
       object: p('bad-url', (s) => (provider0(s).baseURL = 'ftp://example.com')),
       message: 'baseURL must be an http(s) URL',
+    },
+    {
+      name: 'an OpenAI baseURL with the /v1 the app already sends',
+      object: p('v1-url', (s) => (provider0(s).baseURL = 'https://api.openai.com/v1')),
+      message: 'baseURL of an openai or anthropic provider is its origin',
     },
     {
       name: 'a refreshInterval that is not a duration',

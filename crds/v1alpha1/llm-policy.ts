@@ -114,7 +114,7 @@ export const Provider = Type.Object(
       maxLength: 2048,
       ...rules({
         rule: "self.matches('^https?://[^\\\\s/?#]+([/?#]\\\\S*)?$')",
-        message: 'baseURL must be an http(s) URL, e.g. https://api.openai.com/v1',
+        message: 'baseURL must be an http(s) URL, e.g. https://api.openai.com',
       }),
     }),
     credentials: ProviderCredentials,
@@ -128,10 +128,18 @@ export const Provider = Type.Object(
   },
   {
     additionalProperties: false,
-    ...rules({
-      rule: "!has(self.apiVersion) || self.type == 'azure-openai'",
-      message: 'apiVersion applies only to providers of type azure-openai',
-    }),
+    ...rules(
+      {
+        rule: "!has(self.apiVersion) || self.type == 'azure-openai'",
+        message: 'apiVersion applies only to providers of type azure-openai',
+      },
+      {
+        // The app's path already carries /v1 (OPENAI_BASE_URL=http://127.0.0.1:8787/openai/v1).
+        rule: "!(self.type in ['openai', 'anthropic']) || self.baseURL.matches('^https?://[^/?#]+/?$')",
+        message:
+          "baseURL of an openai or anthropic provider is its origin, e.g. https://api.openai.com (no /v1: the app's path carries it)",
+      },
+    ),
   },
 );
 
