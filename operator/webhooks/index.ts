@@ -49,3 +49,4 @@ export {
   validateLlmObject,
   type ValidationVerdict,
 } from './validate.js';
+export { startAdmission, type Admission, type AdmissionOptions } from './start.js';
