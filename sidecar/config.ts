@@ -19,7 +19,8 @@ export interface SidecarConfig {
   policyFile?: string;
   operator?: OperatorSource;
   podName?: string;
-  pod: { namespace: string; labels: Record<string, string>; serviceAccount: string };
+  /** Without a namespace, manifests are compiled in the namespace they name. */
+  pod: { namespace?: string; labels: Record<string, string>; serviceAccount: string };
   listen: ListenAddress;
   adminListen: ListenAddress;
   /** /healthz and /readyz on the pod IP for kubelet, over TLS 1.3 with a self-signed certificate. */
@@ -52,7 +53,8 @@ export const USAGE = `usage: llmproxy-sidecar (--policy-file FILE | --operator-u
   --pod-name NAME           this pod's name (env LLMPROXY_POD_NAME)
   --probe-listen HOST:PORT  kubelet probes on the pod IP, TLS 1.3 (self-signed)
   --pod-labels k=v,...      the pod's labels, to select manifests (env LLMPROXY_POD_LABELS)
-  --pod-namespace NS        the pod's namespace (env LLMPROXY_POD_NAMESPACE, default "default")
+  --pod-namespace NS        the pod's namespace (env LLMPROXY_POD_NAMESPACE; default: the
+                            namespace the manifests name)
   --service-account NAME    the pod's service account (default "default")
   --listen HOST:PORT        the application's endpoint; loopback only (default 127.0.0.1:8787)
   --admin-listen HOST:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:15020)
@@ -135,7 +137,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     podName: values['pod-name'] ?? env.LLMPROXY_POD_NAME,
     probeListen,
     pod: {
-      namespace: values['pod-namespace'] ?? env.LLMPROXY_POD_NAMESPACE ?? 'default',
+      namespace: values['pod-namespace'] ?? env.LLMPROXY_POD_NAMESPACE,
       labels: parseLabels(values['pod-labels'] ?? env.LLMPROXY_POD_LABELS ?? '', problems),
       serviceAccount: values['service-account'] ?? env.LLMPROXY_SERVICE_ACCOUNT ?? 'default',
     },

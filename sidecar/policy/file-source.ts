@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { InvalidPolicyError, parseCompiledPolicy, type CompiledPolicy } from './compiled.js';
 
 export interface PodIdentity {
-  namespace: string;
+  namespace?: string;
   labels: Record<string, string>;
   serviceAccount: string;
 }
