@@ -32,8 +32,6 @@ const OperatorSection = Type.Object(
     certSecretName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy-operator-tls' }),
     webhookConfigurationName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy' }),
     certManager: Type.Boolean({ default: false }),
-    /** Optional extension: the ConfigMap (in every injected namespace) holding the CA for sidecars. */
-    caConfigMapName: Type.String({ pattern: DNS_SUBDOMAIN, default: 'llmproxy-ca' }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -44,6 +42,15 @@ const SidecarSection = Type.Object(
       minLength: 1,
       maxLength: 512,
       default: 'ghcr.io/llmproxy/llmproxy:0.1.0',
+    }),
+    /**
+     * Optional extension: the sidecar's command. The image's ENTRYPOINT is empty, so with the
+     * injected args a command must be named; `llmproxy-sidecar` is on the image's PATH.
+     */
+    command: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+      minItems: 1,
+      maxItems: 8,
+      default: ['llmproxy-sidecar'],
     }),
     imagePullPolicy: Type.Union(
       [Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')],

@@ -68,6 +68,7 @@ describe('injectPod', () => {
 
   it('passes the managed-mode flags and the downward-API identity to the sidecar', () => {
     const sidecar = injected(optedIn()).spec?.initContainers?.[0];
+    expect(sidecar?.command).toEqual(['llmproxy-sidecar']);
     expect(sidecar?.args).toEqual([
       '--operator-url',
       'https://llmproxy-operator.llmproxy-system.svc:8443',

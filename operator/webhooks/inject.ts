@@ -262,6 +262,7 @@ function sidecarContainer(ctx: InjectionContext, settings: SidecarSettings): Con
     name: SIDECAR_NAME,
     image: sidecar.image,
     imagePullPolicy: sidecar.imagePullPolicy,
+    command: [...sidecar.command],
     args: [
       '--operator-url',
       operatorUrl,
