@@ -15,7 +15,7 @@ const policy = (spec: Record<string, unknown>) => ({
 const openai = (credentials: Record<string, unknown> = { none: {} }) => ({
   name: 'openai',
   type: 'openai',
-  baseURL: 'https://api.openai.com/v1',
+  baseURL: 'https://api.openai.com',
   credentials,
 });
 const budget = (name: string, spec: Record<string, unknown>) => ({

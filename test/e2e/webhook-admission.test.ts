@@ -277,7 +277,7 @@ describe('validation through the API server', () => {
   const openai = (credentials: Record<string, unknown>) => ({
     name: 'openai',
     type: 'openai',
-    baseURL: 'https://api.openai.com/v1',
+    baseURL: 'https://api.openai.com',
     credentials,
   });
 
