@@ -220,6 +220,38 @@ describe('injectPod', () => {
     );
   });
 
+  it('keeps the token away from every container but the sidecar', () => {
+    const mounting = optedIn({
+      containers: [
+        { name: 'app', volumeMounts: [{ name: 'llmproxy-token', mountPath: '/t' }] } as Container,
+      ],
+    });
+    expect(() => injectPod(mounting, testContext())).toThrow(
+      /container app mounts llmproxy-token, which only the sidecar may mount/,
+    );
+    const projecting = optedIn({
+      volumes: [
+        {
+          name: 'mine',
+          projected: { sources: [{ serviceAccountToken: { audience: 'llmproxy.io', path: 't' } }] },
+        },
+      ],
+    });
+    expect(() => injectPod(projecting, testContext())).toThrow(/volume mine projects a token/);
+    expect(() => injectPod(optedIn({ shareProcessNamespace: true }), testContext())).toThrow(
+      /shareProcessNamespace/,
+    );
+  });
+
+  it('replaces a look-alike sidecar the pod brought along', () => {
+    const once = injected(optedIn());
+    const smuggled = structuredClone(once) as PodObject & { spec: { initContainers: Container[] } };
+    const sidecar = smuggled.spec.initContainers[0] as Container & Record<string, unknown>;
+    sidecar.envFrom = [{ secretRef: { name: 'x' } }];
+    sidecar.terminationMessagePath = '/dev/termination-log';
+    expect(injected(smuggled).spec?.initContainers?.[0]).toEqual(once.spec?.initContainers?.[0]);
+  });
+
   it('compares quantities across suffixes', () => {
     expect(parseQuantity('500m')).toBeLessThan(parseQuantity('1'));
     expect(parseQuantity('1Gi')).toBeGreaterThan(parseQuantity('1G'));

@@ -122,11 +122,14 @@ export function injectPod(pod: PodObject, ctx: InjectionContext): InjectionOutco
   if (!wellFormed(pod)) {
     throw new InjectionError('unsupported_pod', 'llmproxy: the pod is not a well-formed Pod');
   }
-  if (pod.spec.hostNetwork === true) {
-    const reason = `llmproxy: a hostNetwork pod cannot get a sidecar (its loopback port ${ctx.config.sidecar.port} is the node's)`;
+  const unfit = unfitReason(pod.spec, ctx.config.sidecar.port);
+  if (unfit) {
+    const reason = `llmproxy: ${unfit}`;
     if (wanted.explicit) throw new InjectionError('unsupported_pod', reason);
     return { action: 'skip', reason, warnings: [`${reason}; not injected`] };
   }
+  const leak = tokenLeak(pod.spec);
+  if (leak) throw new InjectionError('unsupported_pod', `llmproxy: ${leak}`);
   const settings = sidecarSettings(pod, ctx.config);
   const out = structuredClone(pod) as PodObject & { spec: PodSpec };
   const sidecar = sidecarContainer(ctx, settings);
@@ -153,6 +156,49 @@ export function injectPod(pod: PodObject, ctx: InjectionContext): InjectionOutco
   }
   out.metadata = { ...(out.metadata ?? {}), annotations };
   return { action: 'inject', pod: out, warnings: [] };
+}
+
+/** Pods the sidecar cannot serve, or could not keep its keys from the app in. */
+function unfitReason(spec: PodSpec, port: number): string | undefined {
+  if (spec.hostNetwork === true) {
+    return `a hostNetwork pod cannot get a sidecar (its loopback port ${port} is the node's)`;
+  }
+  if (spec.shareProcessNamespace === true) {
+    return 'with shareProcessNamespace the app could read the provider keys from the sidecar process';
+  }
+  return undefined;
+}
+
+/**
+ * The operator hands a pod's keys to whoever holds that pod's llmproxy.io token, so no container
+ * but the sidecar may get one: neither by mounting the sidecar's volumes nor by projecting its
+ * own token for the audience.
+ */
+function tokenLeak(spec: PodSpec): string | undefined {
+  const ours = new Set([TOKEN_VOLUME, CA_VOLUME]);
+  const others = [...spec.containers, ...(spec.initContainers ?? [])].filter(
+    (c) => c.name !== SIDECAR_NAME,
+  );
+  for (const container of others) {
+    const mounts = Array.isArray(container.volumeMounts) ? container.volumeMounts : [];
+    const mount = mounts.find((m) => ours.has((m as { name?: string } | null)?.name ?? ''));
+    if (mount) {
+      return `container ${container.name} mounts ${(mount as { name: string }).name}, which only the sidecar may mount`;
+    }
+  }
+  for (const volume of spec.volumes ?? []) {
+    if (volume.name === TOKEN_VOLUME) continue;
+    const sources = (volume.projected as { sources?: unknown } | undefined)?.sources;
+    const audiences = (Array.isArray(sources) ? sources : []).map(
+      (s) =>
+        (s as { serviceAccountToken?: { audience?: string } } | null)?.serviceAccountToken
+          ?.audience,
+    );
+    if (audiences.includes(TOKEN_AUDIENCE)) {
+      return `volume ${volume.name} projects a token for the ${TOKEN_AUDIENCE} audience, which only the sidecar may hold`;
+    }
+  }
+  return undefined;
 }
 
 const isNamed = (x: unknown): boolean =>
@@ -322,14 +368,16 @@ function placeSidecar(spec: PodSpec, sidecar: Container, native: boolean): void 
     const init = spec.initContainers ?? [];
     const index = init.findIndex((c) => c.name === SIDECAR_NAME);
     if (index < 0) init.unshift(sidecar);
-    else if (!subsumes(init[index], sidecar)) init[index] = sidecar;
+    else if (!isOurSidecar(init[index], sidecar)) init[index] = sidecar;
     spec.initContainers = init;
   } else {
     if (spec.initContainers) {
       spec.initContainers = spec.initContainers.filter(notSidecar);
       if (spec.initContainers.length === 0) delete spec.initContainers;
     }
-    spec.containers = upsertByName(spec.containers, [sidecar]);
+    const index = spec.containers.findIndex((c) => c.name === SIDECAR_NAME);
+    if (index < 0) spec.containers.push(sidecar);
+    else if (!isOurSidecar(spec.containers[index], sidecar)) spec.containers[index] = sidecar;
   }
 }
 
@@ -401,6 +449,22 @@ function upsertByName<T extends { name: string }>(list: T[], items: T[]): T[] {
     else if (!subsumes(out[index], item)) out[index] = item;
   }
   return out;
+}
+
+/** Fields the API server adds to a container by defaulting; nothing else may sit beside ours. */
+const DEFAULTED_CONTAINER_FIELDS = new Set([
+  'terminationMessagePath',
+  'terminationMessagePolicy',
+  'imagePullPolicy',
+]);
+
+/**
+ * A sidecar the pod already has is kept only when it is what we would inject, up to defaulting:
+ * a pod must not smuggle its own `llmproxy-sidecar` (say, with envFrom or a lifecycle hook) in.
+ */
+function isOurSidecar(existing: Container | undefined, desired: Container): boolean {
+  if (!existing || !subsumes(existing, desired)) return false;
+  return Object.keys(existing).every((k) => k in desired || DEFAULTED_CONTAINER_FIELDS.has(k));
 }
 
 /** Whether `existing` has every field of `desired` with the same value (arrays element-wise). */
