@@ -32,6 +32,8 @@ export interface SidecarConfig {
   redisUrl?: string;
   /** When Redis is unreachable: fall back to this pod's share of the limit, or refuse. */
   redisFailure: 'pod-share' | 'closed';
+  /** The per-deployment key that hashes caller identifiers; random per process when absent. */
+  hmacKeyFile?: string;
   logLevel: LogLevel;
 }
 
@@ -63,6 +65,8 @@ export const USAGE = `usage: llmproxy-sidecar (--policy-file FILE | --operator-u
   --request-timeout-ms N    time for a client to send a whole request (default 30000)
   --redis-url URL           Redis for shared rate limits (env LLMPROXY_REDIS_URL)
   --redis-failure MODE      pod-share (default) or closed, while Redis is unreachable
+  --hmac-key-file FILE      key for hashing caller ids (env LLMPROXY_HMAC_KEY_FILE); without
+                            it hashes change on every restart
   --log-level LEVEL         error|warn|info|debug (env LLMPROXY_LOG_LEVEL, default info)`;
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -89,6 +93,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       'upstream-timeout-ms': { type: 'string' },
       'request-timeout-ms': { type: 'string' },
       'redis-url': { type: 'string' },
+      'hmac-key-file': { type: 'string' },
       'redis-failure': { type: 'string' },
       'log-level': { type: 'string' },
     },
@@ -165,6 +170,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       problems,
     ),
     redisUrl,
+    hmacKeyFile: values['hmac-key-file'] ?? env.LLMPROXY_HMAC_KEY_FILE,
     redisFailure: redisFailure === 'closed' ? 'closed' : 'pod-share',
     logLevel,
   };

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // llmproxy-sidecar: the per-pod data plane. It enforces a policy file (standalone mode) or the
 // policy the operator pushes for this pod (managed mode).
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import {
   ConfigError,
@@ -24,7 +26,13 @@ import { PolicyStore } from './policy/store.js';
 import { createPipeline } from './proxy/pipeline.js';
 import { createProxyServer } from './proxy/server.js';
 import { createKeyStore } from './secrets/index.js';
-import { createLogger, type Logger } from './telemetry/log.js';
+import {
+  createLogger,
+  createTelemetry,
+  registerSecretSource,
+  telemetryOptionsFromEnv,
+  type Logger,
+} from './telemetry/index.js';
 import { createUpstream } from './upstream/forward.js';
 
 async function main(): Promise<void> {
@@ -44,6 +52,15 @@ async function main(): Promise<void> {
 
   const store = new PolicyStore();
   const keys = createKeyStore({ log });
+  // Every logger and exporter drops any value the key store holds, wherever it appears.
+  registerSecretSource(() => keys.knownValues());
+  const telemetry = createTelemetry({
+    serviceName: 'llmproxy-sidecar',
+    hmacKey: await loadHmacKey(config.hmacKeyFile, log),
+    log,
+    secretValues: () => keys.knownValues(),
+    ...telemetryOptionsFromEnv(process.env),
+  });
   store.onChange((policy) => keys.apply(policy.providers));
   const limits = createLimiters({
     redisUrl: config.redisUrl,
@@ -57,6 +74,7 @@ async function main(): Promise<void> {
     keys,
     upstream,
     limits,
+    telemetry,
     log,
     maxBodyBytes: config.maxBodyBytes,
     accessLog: config.logLevel === 'info' || config.logLevel === 'debug',
@@ -71,6 +89,7 @@ async function main(): Promise<void> {
     headersTimeoutMs: Math.min(config.requestTimeoutMs, 10_000),
   });
   const admin: AdminServerOptions = {
+    metrics: telemetry.metricsHandler,
     readiness: () => {
       const reasons: string[] = [];
       if (!store.current()) reasons.push('no policy loaded yet: every request is refused');
@@ -113,7 +132,7 @@ async function main(): Promise<void> {
     deadline.unref();
     await closing;
     upstream.close();
-    await Promise.all([keys.close(), limits.close()]);
+    await Promise.all([keys.close(), limits.close(), telemetry.shutdown()]);
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
@@ -213,6 +232,23 @@ function applyPolicyText(
   }
 }
 
+/** The caller-hash key: from a file (one key per deployment), else random for this process. */
+/** A startup problem we found ourselves: its message names what to fix and never a value. */
+class StartupError extends Error {}
+
+async function loadHmacKey(file: string | undefined, log: Logger): Promise<Buffer> {
+  if (file) {
+    const key = await readFile(file);
+    if (key.length < 16)
+      throw new StartupError(`--hmac-key-file ${file} holds fewer than 16 bytes`);
+    return key;
+  }
+  log.warn('no --hmac-key-file: caller hashes are random per process and change on restart', {
+    event: 'hmac_key_random',
+  });
+  return randomBytes(32);
+}
+
 function listen(server: Server, address: ListenAddress): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -254,12 +290,12 @@ function installCrashHandlers(log: Logger): void {
 
 main().catch((error: unknown) => {
   const err = error as { name?: string; code?: string; message?: string };
-  const hint =
-    err.code === 'EADDRINUSE'
-      ? ': the address is in use; pick another with --listen/--admin-listen'
-      : '';
-  process.stderr.write(
-    `llmproxy-sidecar: cannot start (${err.code ?? err.name ?? 'error'})${hint}\n`,
-  );
+  const reason =
+    error instanceof StartupError
+      ? error.message
+      : err.code === 'EADDRINUSE'
+        ? 'an address is in use; pick another with --listen/--admin-listen/--probe-listen'
+        : `${err.code ?? err.name ?? 'error'}`;
+  process.stderr.write(`llmproxy-sidecar: cannot start: ${reason}\n`);
   process.exit(1);
 });

@@ -1,6 +1,6 @@
 // The request path of DESIGN.md, one step after another:
-// route → bounded body → model scope → rate limits → key → forward → relay and meter (streaming
-// too) → settle limits → usage record and log.
+// route → bounded body → model scope → data protection → rate limits → key → forward → relay and
+// meter (streaming too) → settle limits → usage record, span and access log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ProviderType } from '../policy/compiled.js';
@@ -16,6 +16,13 @@ import {
   type Usage,
   type UsageSink,
 } from '../metering/index.js';
+import { protectRequest } from '../protection/index.js';
+import {
+  CALLER_HEADER,
+  logAccess,
+  type CallTelemetry,
+  type Telemetry,
+} from '../telemetry/index.js';
 import type { Logger } from '../telemetry/log.js';
 import { UpstreamError, type Upstream } from '../upstream/forward.js';
 import { ClientGoneError, readBoundedBody } from './body.js';
@@ -38,6 +45,7 @@ export interface PipelineOptions {
   limits: Limiters;
   /** Where each admitted request's usage record goes (the operator's ledger in managed mode). */
   usageSink?: UsageSink;
+  telemetry: Telemetry;
   log: Logger;
   maxBodyBytes: number;
   /** One info line per request; off when the log level is above info. */
@@ -62,6 +70,12 @@ interface Exchange {
   meter?: ResponseMeter;
   usage?: Usage;
   costMicros?: number | null;
+  call?: CallTelemetry;
+  dlpCounts?: Record<string, number>;
+  limitId?: string;
+  entity?: string;
+  /** `/{provider}{endpoint}` once routing succeeded; unrouted paths are the client's text. */
+  route?: string;
 }
 
 export function createPipeline(options: PipelineOptions) {
@@ -115,6 +129,7 @@ export function createPipeline(options: PipelineOptions) {
         'route_not_found',
         `${provider.grant.type} endpoint ${target.rest.slice(0, 128)} is not proxied`,
       );
+    exchange.route = `/${provider.grant.name}${target.rest}`;
     if (req.method !== 'POST') {
       throw new ProxyError('method_not_allowed', `${target.rest.slice(0, 128)} accepts POST only`, {
         allow: 'POST',
@@ -129,8 +144,8 @@ export function createPipeline(options: PipelineOptions) {
       runtime.policy.dataProtection?.maxRequestBytes ?? Infinity,
     );
     const raw = await readBoundedBody(req, limit);
-    const body = parseJsonObject(raw);
-    const model = adapter.requestedModel(body, endpoint);
+    const parsed = parseJsonObject(raw);
+    const model = adapter.requestedModel(parsed, endpoint);
     if (typeof model !== 'string' || !MODEL_NAME.test(model)) {
       throw new ProxyError(
         'invalid_request',
@@ -138,6 +153,18 @@ export function createPipeline(options: PipelineOptions) {
       );
     }
     exchange.model = model;
+    exchange.call = options.telemetry.startCall({
+      operation: endpoint.operation,
+      provider: provider.grant.name,
+      providerType: provider.grant.type,
+      requestModel: model,
+      serverAddress: provider.target.hostname,
+      serverPort: upstreamPort(provider.target),
+      policyVersion: runtime.policy.version,
+      incomingHeaders: req.headers,
+      endUser: typeof parsed.user === 'string' ? parsed.user : undefined,
+      captureContent: runtime.policy.telemetry?.captureContent === true,
+    });
 
     const decision = provider.scope.decide(model);
     if (!decision.allowed) {
@@ -147,7 +174,22 @@ export function createPipeline(options: PipelineOptions) {
       );
     }
     if (decision.maxOutputTokens !== undefined)
-      adapter.capOutputTokens(body, endpoint, decision.maxOutputTokens);
+      adapter.capOutputTokens(parsed, endpoint, decision.maxOutputTokens);
+
+    const verdict = protectRequest(provider.grant.type, parsed, runtime.policy.dataProtection);
+    exchange.dlpCounts = verdict.counts;
+    if (verdict.verdict === 'blocked') {
+      throw new ProxyError(
+        'content_blocked',
+        `the request was blocked by data protection: it contains ${verdict.entity}`,
+        {},
+        undefined,
+        { entity: verdict.entity },
+      );
+    }
+    const body =
+      verdict.verdict === 'redacted' ? (verdict.body as Record<string, unknown>) : parsed;
+    exchange.call.recordContent('input', body);
 
     const streaming = adapter.isStreaming(body);
     // Streams report usage only when asked; the extra chunk is stripped if the client did not ask.
@@ -180,7 +222,15 @@ export function createPipeline(options: PipelineOptions) {
 
     const outgoing = Buffer.from(JSON.stringify(prepared.body));
     const url = upstreamUrl(provider, target.rest, target.query);
-    await forward(req, res, exchange, { provider, adapter, endpoint, url, outgoing, streaming });
+    await forward(req, res, exchange, {
+      provider,
+      adapter,
+      endpoint,
+      url,
+      outgoing,
+      streaming,
+      traceHeaders: exchange.call.upstreamHeaders(),
+    });
   }
 
   interface Prepared {
@@ -190,6 +240,8 @@ export function createPipeline(options: PipelineOptions) {
     url: URL;
     outgoing: Buffer;
     streaming: boolean;
+    /** traceparent/tracestate continuing the application's trace. */
+    traceHeaders: Record<string, string>;
   }
 
   async function forward(
@@ -226,6 +278,7 @@ export function createPipeline(options: PipelineOptions) {
     const key = options.keys.peek(name) ?? (await options.keys.key(name));
     const headers = {
       ...upstreamRequestHeaders(req.headers, p.adapter.defaultHeaders),
+      ...p.traceHeaders,
       ...(key === undefined ? {} : p.adapter.credentialHeaders(key)),
     };
     try {
@@ -258,6 +311,7 @@ export function createPipeline(options: PipelineOptions) {
     }
     res.writeHead(status, headers);
     const meter = exchange.meter;
+    let first = true;
     return new Promise((resolve) => {
       let settled = false;
       const done = () => {
@@ -266,6 +320,10 @@ export function createPipeline(options: PipelineOptions) {
         resolve();
       };
       upstreamRes.on('data', (chunk: Buffer) => {
+        if (first) {
+          first = false;
+          exchange.call?.firstChunk();
+        }
         const out = meter ? meter.push(chunk) : chunk;
         if (out.length > 0 && !res.write(out)) {
           upstreamRes.pause();
@@ -305,6 +363,8 @@ export function createPipeline(options: PipelineOptions) {
   function refuse(res: ServerResponse, exchange: Exchange, error: ProxyError): void {
     exchange.code = error.code;
     exchange.status = error.status;
+    exchange.limitId = error.detail.limitId;
+    exchange.entity = error.detail.entity;
     if (res.headersSent || res.destroyed) {
       if (!res.writableEnded) res.end();
       return;
@@ -321,6 +381,29 @@ export function createPipeline(options: PipelineOptions) {
 
   /** Every admitted request settles its reservation and frees its slot, however it ended. */
   function settle(exchange: Exchange): void {
+    settleLimits(exchange);
+    const status = exchange.status ?? 0;
+    if (exchange.code !== undefined && POLICY_REFUSALS.has(exchange.code)) {
+      exchange.call?.refused(exchange.code, {
+        status,
+        limitId: exchange.limitId,
+        entity: exchange.entity,
+        dlpCounts: exchange.dlpCounts,
+      });
+      return;
+    }
+    exchange.call?.finish({
+      status,
+      responseModel: exchange.usage?.responseModel,
+      usage: exchange.usage,
+      costMicros: exchange.costMicros,
+      limitIds: exchange.admission?.limitIds,
+      dlpCounts: exchange.dlpCounts,
+      errorType: exchange.code,
+    });
+  }
+
+  function settleLimits(exchange: Exchange): void {
     const { admission, provider, model } = exchange;
     if (!admission || !provider || !model) return;
     const succeeded = exchange.status !== undefined && exchange.status < 400;
@@ -349,25 +432,54 @@ export function createPipeline(options: PipelineOptions) {
 
   function accessLog(req: IncomingMessage, exchange: Exchange): void {
     if (!options.accessLog) return;
-    log.info('request', {
-      event: 'access',
-      method: req.method,
+    const caller = req.headers[CALLER_HEADER];
+    logAccess(log, {
+      method: req.method ?? '',
+      route: exchange.route ?? '(unrouted)',
       provider: exchange.provider?.grant.name,
       model: exchange.model,
-      status: exchange.status,
+      status: exchange.status ?? 0,
+      decision: decisionOf(exchange.code),
       code: exchange.code,
-      decision:
-        exchange.code === undefined || exchange.code === 'client_closed' ? 'allowed' : 'refused',
-      durationMs: Math.round((performance.now() - exchange.started) * 100) / 100,
+      durationMs: performance.now() - exchange.started,
       inputTokens: exchange.usage?.inputTokens,
       outputTokens: exchange.usage?.outputTokens,
       estimated: exchange.usage?.estimated,
-      costMicros: exchange.costMicros ?? undefined,
+      costMicros: exchange.costMicros,
+      callerHash: typeof caller === 'string' ? options.telemetry.hashIdentifier(caller) : undefined,
+      traceId: exchange.call?.traceId,
       limitIds: exchange.admission?.limitIds,
+      dlpCounts: exchange.dlpCounts,
     });
   }
 
   return { handle };
+}
+
+/** Codes for requests the sidecar decided not to forward, as opposed to forwarded ones that failed. */
+const POLICY_REFUSALS: ReadonlySet<string> = new Set([
+  'model_not_allowed',
+  'provider_not_found',
+  'route_not_found',
+  'method_not_allowed',
+  'unsupported_media_type',
+  'request_too_large',
+  'invalid_request',
+  'content_blocked',
+  'rate_limited',
+  'budget_exhausted',
+  'overloaded',
+  'policy_unavailable',
+]);
+
+function decisionOf(code: string | undefined): 'allowed' | 'refused' | 'error' {
+  if (code === undefined || code === 'client_closed') return 'allowed';
+  return POLICY_REFUSALS.has(code) ? 'refused' : 'error';
+}
+
+function upstreamPort(target: URL): number {
+  if (target.port) return Number(target.port);
+  return target.protocol === 'https:' ? 443 : 80;
 }
 
 function limitRefusal(refused: Refused): ProxyError {

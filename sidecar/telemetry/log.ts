@@ -141,6 +141,8 @@ export interface AccessLogEntry {
   code?: string;
   inputTokens?: number;
   outputTokens?: number;
+  /** True when the provider reported no usage and the tokens were counted locally. */
+  estimated?: boolean;
   costMicros?: number | null;
   durationMs: number;
   /** Already hashed with Telemetry.hashIdentifier. */
