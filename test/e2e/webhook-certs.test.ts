@@ -238,6 +238,58 @@ describe('certificate manager', () => {
   });
 });
 
+describe('certificate manager under cert-manager', () => {
+  it('even the leader only reads the Secret cert-manager fills, and leaves caBundles to its cainjector', async () => {
+    const ns = await freshNamespace('webhook-certs-cm');
+    const cmSettings = parseOperatorSettings({
+      operator: {
+        namespace: ns,
+        certManager: true,
+        webhookConfigurationName: settings.operator.webhookConfigurationName,
+      },
+    });
+    let got: ServingMaterial | undefined;
+    const manager = startCertManager({
+      client,
+      settings: cmSettings,
+      log: silent,
+      intervalMs: 3600_000,
+      isLeader: () => true,
+      onMaterial: (material) => (got = material),
+    });
+    try {
+      const before = await caBundles();
+      await manager.reconcile();
+      expect(await client.get(Secrets, 'llmproxy-operator-tls', ns)).toBeUndefined();
+      // What cert-manager writes for a Certificate: tls.crt, tls.key and ca.crt.
+      const { createCa, createServingCert } = await import('../../operator/certs/index.js');
+      const ca = await createCa('cert-manager CA', Date.now(), DAY);
+      const leaf = await createServingCert(ca, ['llmproxy-operator'], Date.now(), DAY);
+      const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+      await client.create(
+        Secrets,
+        {
+          metadata: { name: 'llmproxy-operator-tls', namespace: ns },
+          type: 'kubernetes.io/tls',
+          data: {
+            'tls.crt': b64(leaf.certPem),
+            'tls.key': b64(leaf.keyPem),
+            'ca.crt': b64(ca.certPem),
+          },
+        },
+        ns,
+      );
+      await manager.reconcile();
+      expect(got).toEqual({ cert: leaf.certPem, key: leaf.keyPem, caBundle: ca.certPem });
+      expect(await caBundles()).toEqual(before);
+      const secret = await client.get(Secrets, 'llmproxy-operator-tls', ns);
+      expect(Object.keys(secret?.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    } finally {
+      manager.stop();
+    }
+  });
+});
+
 /** Any certificate will do to learn a free port before the real one exists. */
 async function selfSignedForStartup(): Promise<{ cert: string; key: string }> {
   const { createCa } = await import('../../operator/certs/index.js');
