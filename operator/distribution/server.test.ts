@@ -230,6 +230,48 @@ describe('policy distribution', () => {
     await waitFor(() => received.length === 1);
   });
 
+  it('accepts an ack by the stream session alone, and refuses an unknown session', async () => {
+    policies.set('pod-a', policy(['a']));
+    server = await start();
+
+    const hello = await new Promise<{ session?: string; close: () => void }>((resolve, reject) => {
+      const req = https.request(`${server.url}/v1/policy/watch`, {
+        ca: pki.caPem,
+        headers: { authorization: 'Bearer token-of-pod-a' },
+      });
+      req.on('response', (res) => {
+        res.once('data', (chunk: Buffer) => {
+          const first = JSON.parse(chunk.toString().split('\n')[0] ?? '{}') as { session?: string };
+          resolve({ session: first.session, close: () => res.destroy() });
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(hello.session).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const ack = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ version: policies.get('pod-a')?.version, ok: true });
+        const req = https.request(`${server.url}/v1/policy/ack`, {
+          method: 'POST',
+          ca: pki.caPem,
+          headers: { ...headers, 'content-type': 'application/json' },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const reviews = server.stats().authFailures.missing_token;
+    expect(await ack({ 'x-llmproxy-session': hello.session ?? '' })).toBe(204);
+    expect(server.podState('uid-a')?.acked).toBe(policies.get('pod-a')?.version);
+    expect(await ack({ 'x-llmproxy-session': 'A'.repeat(32) })).toBe(401);
+    expect(server.stats().authFailures.missing_token).toBe(reviews + 1);
+    hello.close();
+  });
+
   it('throttles a reconnect flood from one pod without refusing another', async () => {
     server = await start();
     const codes: number[] = [];

@@ -1,6 +1,7 @@
 // The HTTPS endpoint sidecars hold open to receive their CompiledPolicy, and ack it on.
 // Each stream belongs to one pod, proven by its bound token; what is pushed to it is whatever
 // policyFor(pod) returns, so this module knows nothing about controllers or the compiler.
+import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +9,7 @@ import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import {
   ACK_PATH,
   MAX_ACK_BYTES,
+  SESSION_HEADER,
   STREAM_CONTENT_TYPE,
   WATCH_PATH,
   decodeAck,
@@ -111,6 +113,7 @@ export async function startDistributionServer(
   const reportThrottle = new Throttle(options.reportRate ?? { perSecond: 5, burst: 50 });
   const preAuthThrottle = new Throttle(options.preAuthRate ?? { perSecond: 500, burst: 2000 });
   const pods = new Map<string, PodEntry>();
+  const sessions = new Map<string, PodEntry>();
   const encoded = new WeakMap<CompiledPolicy, string>();
   const stats: DistributionStats = {
     streams: 0,
@@ -231,11 +234,14 @@ export async function startDistributionServer(
     }
     const entry = entryFor(identity);
     const stream: Stream = { res, openedAt: Date.now() };
+    const session = randomBytes(24).toString('base64url');
+    sessions.set(session, entry);
     entry.streams.push(stream);
     while (entry.streams.length > maxStreamsPerPod) entry.streams.shift()?.res.end();
     stats.connects++;
     stats.streams++;
     res.on('close', () => {
+      sessions.delete(session);
       stats.streams--;
       entry.streams = entry.streams.filter((s) => s !== stream);
       entry.lastSeen = Date.now();
@@ -246,12 +252,16 @@ export async function startDistributionServer(
       'x-content-type-options': 'nosniff',
     });
     req.socket.setNoDelay(true);
-    write(stream, encodeMessage({ type: 'hello', heartbeatMs, pod: identity.podName }));
+    write(stream, encodeMessage({ type: 'hello', heartbeatMs, pod: identity.podName, session }));
     push(entry, stream);
   };
 
   const handleAck = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const identity = await authenticate(req, res);
+    // The stream's session vouches for the pod without another TokenReview; without a live
+    // session (the stream just closed), the token is checked as for a stream.
+    const session = req.headers[SESSION_HEADER];
+    const bySession = typeof session === 'string' ? sessions.get(session)?.identity : undefined;
+    const identity = bySession ?? (await authenticate(req, res));
     if (!identity) return;
     const limit = reportThrottle.take(identity.podUid, Date.now());
     if (!limit.allowed) {
@@ -334,6 +344,9 @@ export async function startDistributionServer(
     handler,
   );
   server.headersTimeout = 10_000;
+  // Keep idle ack connections open well past a heartbeat, so an ack after a policy change
+  // does not pay a TLS handshake: with a thousand sidecars, that is a thousand at once.
+  server.keepAliveTimeout = 10 * 60_000;
   server.requestTimeout = 15_000;
   server.on('tlsClientError', () => {
     // Handshake failures (old TLS versions, scanners) are routine; counting them is enough.

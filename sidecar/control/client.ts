@@ -12,6 +12,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import {
   ACK_PATH,
   MAX_ACK_ERROR_CHARS,
+  SESSION_HEADER,
   WATCH_PATH,
   LineDecoder,
   decodeServerMessage,
@@ -58,6 +59,13 @@ export interface OperatorConnection {
 }
 
 const HEARTBEAT_MISSES = 3;
+const ACK_ATTEMPTS = 4;
+const ACK_BACKOFF = { baseMs: 250, maxMs: 2000 };
+/**
+ * How long to wait for the stream's first message. Generous: an operator busy with a
+ * reconnect storm answers slowly, and giving up early only feeds the storm.
+ */
+const CONNECT_TIMEOUT_MS = 30_000;
 
 export function connectToOperator(options: OperatorClientOptions): OperatorConnection {
   const { log } = options;
@@ -74,6 +82,8 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
   };
   let closed = false;
   let current: http.ClientRequest | undefined;
+  /** the live stream's session, which lets acks skip a TokenReview; never logged */
+  let session: string | undefined;
   let wake: (() => void) | undefined;
 
   const credentials = async (): Promise<{ token: string; ca: Buffer }> => {
@@ -84,41 +94,52 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
     return { token: token.trim(), ca };
   };
 
+  const postAck = async (ack: Ack): Promise<number> => {
+    const { token, ca } = await credentials();
+    const body = JSON.stringify(ack);
+    return new Promise<number>((resolve, reject) => {
+      const req = https.request(new URL(ACK_PATH, base), {
+        method: 'POST',
+        agent,
+        ca,
+        minVersion: 'TLSv1.3',
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(session ? { [SESSION_HEADER]: session } : {}),
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+        timeout: 10_000,
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('timeout', () => req.destroy(new Error('ack timed out')));
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
+
+  /**
+   * Delivers an ack, retrying transient failures (a busy operator, a reset connection): the
+   * operator tracks delivery by acks, and a lost one would leave the pod looking stale.
+   */
   const sendAck = async (ack: Ack): Promise<void> => {
-    try {
-      const { token, ca } = await credentials();
-      const body = JSON.stringify(ack);
-      await new Promise<void>((resolve, reject) => {
-        const req = https.request(new URL(ACK_PATH, base), {
-          method: 'POST',
-          agent,
-          ca,
-          minVersion: 'TLSv1.3',
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-          },
-          timeout: 10_000,
-        });
-        req.on('response', (res) => {
-          res.resume();
-          res.on('end', () =>
-            res.statusCode === 204
-              ? resolve()
-              : reject(new Error(`ack answered ${res.statusCode}`)),
-          );
-        });
-        req.on('timeout', () => req.destroy(new Error('ack timed out')));
-        req.on('error', reject);
-        req.end(body);
-      });
-    } catch (err) {
-      log.warn('policy ack not delivered', {
-        reason: errorMessage(err),
-        policyVersion: ack.version,
-      });
+    let problem = 'unknown error';
+    for (let attempt = 0; attempt < ACK_ATTEMPTS && !closed; attempt++) {
+      if (attempt > 0) await delay(backoffDelay(attempt - 1, ACK_BACKOFF, random()));
+      try {
+        const status = await postAck(ack);
+        if (status === 204) return;
+        problem = `ack answered ${status}`;
+        // 4xx other than throttling will not get better by retrying.
+        if (status >= 400 && status < 500 && status !== 429) break;
+      } catch (err) {
+        problem = errorMessage(err);
+      }
     }
+    log.warn('policy ack not delivered', { reason: problem, policyVersion: ack.version });
   };
 
   const receivePolicy = (raw: CompiledPolicy): void => {
@@ -180,6 +201,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
         settled = true;
         clearTimeout(watchdog);
         state.connected = false;
+        session = undefined;
         if (error && !closed) {
           state.failures++;
           state.lastError = error;
@@ -198,7 +220,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
         headers: { authorization: `Bearer ${token}`, accept: 'application/x-ndjson' },
       });
       current = req;
-      arm(options.connectTimeoutMs ?? 10_000);
+      arm(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       req.on('error', (err) => finish({ healthy }, errorMessage(err)));
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
@@ -217,6 +239,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
               if (!message) continue;
               if (message.type === 'hello') {
                 heartbeatMs = message.heartbeatMs;
+                session = message.session;
                 healthy = true;
                 state.connected = true;
                 state.connects++;
@@ -290,4 +313,8 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       return state.confirmedAt === undefined ? undefined : Math.max(0, now - state.confirmedAt);
     },
   };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -8,6 +8,12 @@ export const WATCH_PATH = '/v1/policy/watch';
 export const ACK_PATH = '/v1/policy/ack';
 export const TOKEN_AUDIENCE = 'llmproxy.io';
 export const STREAM_CONTENT_TYPE = 'application/x-ndjson';
+/**
+ * Acks name the stream they belong to with the session the hello message handed out: an
+ * unguessable value known only to the two ends of that authenticated TLS stream, so an ack
+ * needs no second TokenReview. Like a token, it is never logged.
+ */
+export const SESSION_HEADER = 'x-llmproxy-session';
 
 /** A single stream line may carry a whole policy with key material; anything bigger is refused. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -17,7 +23,7 @@ export const MAX_ACK_BYTES = 16 * 1024;
 export const MAX_ACK_ERROR_CHARS = 1024;
 
 export type ServerMessage =
-  | { type: 'hello'; heartbeatMs: number; pod: string }
+  | { type: 'hello'; heartbeatMs: number; pod: string; session?: string }
   | { type: 'policy'; policy: CompiledPolicy }
   | { type: 'heartbeat' };
 
@@ -91,7 +97,14 @@ export function decodeServerMessage(line: string): ServerMessage | undefined {
       if (typeof value.heartbeatMs !== 'number' || typeof value.pod !== 'string') {
         throw new ProtocolError('malformed_message', 'hello message is malformed');
       }
-      return { type: 'hello', heartbeatMs: value.heartbeatMs, pod: value.pod };
+      return {
+        type: 'hello',
+        heartbeatMs: value.heartbeatMs,
+        pod: value.pod,
+        ...(typeof value.session === 'string' && /^[A-Za-z0-9_-]{16,128}$/.test(value.session)
+          ? { session: value.session }
+          : {}),
+      };
     case 'heartbeat':
       return { type: 'heartbeat' };
     case 'policy':

@@ -4,6 +4,7 @@
 //   LLMPROXY_SCALE_SIDECARS=1000 NODE_OPTIONS=--experimental-vm-modules \
 //     npx jest --selectProjects e2e -- test/e2e/operator-scale
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,19 +22,23 @@ import {
   loadKubeConfig,
   type KubeObject,
 } from '../../operator/kube/index.js';
-import { connectToOperator, type OperatorConnection } from '../../sidecar/control/index.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { freshNamespace, sharedControlPlane } from '../support/e2e.js';
 import { createTestPki } from '../support/tls.js';
 
 const SIDECARS = Number(process.env['LLMPROXY_SCALE_SIDECARS'] ?? 200);
+const FLEET_PROCESSES = 2;
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
+async function waitFor(
+  check: () => boolean,
+  timeoutMs: number,
+  describe: () => string = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (Date.now() > deadline) throw new Error(`condition not met in time ${describe()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -73,9 +78,10 @@ describe(`policy distribution to ${SIDECARS} sidecars`, () => {
   let dir: string;
   let source: PolicySource;
   let server: DistributionServer;
-  const sidecars: OperatorConnection[] = [];
+  const fleets: ChildProcess[] = [];
   const receivedAt = new Map<number, Map<string, number>>();
   const uids: string[] = [];
+  const ackedAt = new Map<string, number>();
 
   beforeAll(async () => {
     const cp = await sharedControlPlane();
@@ -128,47 +134,106 @@ describe(`policy distribution to ${SIDECARS} sidecars`, () => {
       reviewToken: (token, audiences) => client.tokenReview(token, audiences),
       policyFor: (pod) => source.policyFor(pod),
       log: quiet,
+      onAck: (pod, ack) => {
+        if (ack.ok) ackedAt.set(`${pod.podUid} ${ack.version}`, Date.now());
+      },
     });
     await source.start();
-    for (const i of indices) {
-      const seen = new Map<string, number>();
-      receivedAt.set(i, seen);
-      sidecars.push(
-        connectToOperator({
-          url: server.url,
-          tokenFile: path.join(dir, `token-${i}`),
-          caFile: path.join(dir, 'ca.pem'),
-          log: quiet,
-          onPolicy: (p) => seen.set(p.providers[0]?.models.allow.at(-1)?.pattern ?? '', Date.now()),
-        }),
+    for (const i of indices) receivedAt.set(i, new Map());
+    // The sidecars run in a few processes of their own, as they would on many nodes.
+    const perProcess = Math.ceil(SIDECARS / FLEET_PROCESSES);
+    for (let p = 0; p * perProcess < SIDECARS; p++) {
+      const first = p * perProcess;
+      const tokenFiles = indices
+        .slice(first, first + perProcess)
+        .map((i) => path.join(dir, `token-${i}`));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(repoRoot, 'operator/bench/fleet.ts'),
+          JSON.stringify({ url: server.url, caFile: path.join(dir, 'ca.pem'), tokenFiles }),
+        ],
+        {
+          cwd: repoRoot,
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, NODE_OPTIONS: '' },
+        },
       );
+      fleets.push(child);
+      let buffered = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) {
+          const { i, version, at } = JSON.parse(line) as { i: number; version: string; at: number };
+          receivedAt.get(first + i)?.set(version, at);
+        }
+      });
     }
   }, 600_000);
 
   afterAll(async () => {
-    await Promise.all(sidecars.map((s) => s.close()));
+    await Promise.all(
+      fleets.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
     await server?.close();
     await source?.stop();
     client?.close();
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
+  const diagnose = () =>
+    JSON.stringify({
+      server: server.stats(),
+      received: [...receivedAt.values()].filter((seen) => seen.size > 0).length,
+    });
+
   it('delivers an LlmPolicy edit to every sidecar, acked, with p99 under a second', async () => {
     const connectStart = Date.now();
-    await waitFor(() => uids.every((uid) => server.podState(uid)?.acked !== undefined), 300_000);
+    await waitFor(
+      () => uids.every((uid) => server.podState(uid)?.acked !== undefined),
+      300_000,
+      diagnose,
+    );
     const connectMs = Date.now() - connectStart;
 
+    const before = server.podState(uids[0] ?? '')?.acked;
     const started = Date.now();
     await client.patch(LlmPolicies, 'fleet', ns, {
       spec: { models: [{ provider: 'local', allow: ['llama-3-*', 'qwen-*'] }] },
     });
-    await waitFor(() => [...receivedAt.values()].every((seen) => seen.has('qwen-*')), 60_000);
+    await waitFor(
+      () => (server.podState(uids[0] ?? '')?.sent ?? before) !== before,
+      10_000,
+      diagnose,
+    );
+    const version = server.podState(uids[0] ?? '')?.sent ?? '';
+    await waitFor(
+      () => [...receivedAt.values()].every((seen) => seen.has(version)),
+      60_000,
+      diagnose,
+    );
     const latencies = [...receivedAt.values()]
-      .map((seen) => (seen.get('qwen-*') ?? Infinity) - started)
+      .map((seen) => (seen.get(version) ?? Infinity) - started)
       .sort((a, b) => a - b);
-    const version = sidecars[0]?.state().policyVersion;
-    await waitFor(() => uids.every((uid) => server.podState(uid)?.acked === version), 60_000);
-    const allAckedMs = Date.now() - started;
+    await waitFor(
+      () => uids.every((uid) => server.podState(uid)?.acked === version),
+      60_000,
+      diagnose,
+    );
+    const ackLatencies = uids
+      .map((uid) => (ackedAt.get(`${uid} ${version}`) ?? Infinity) - started)
+      .sort((a, b) => a - b);
 
     const figures = {
       sidecars: SIDECARS,
@@ -176,10 +241,13 @@ describe(`policy distribution to ${SIDECARS} sidecars`, () => {
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       maxMs: latencies.at(-1),
-      allAckedMs,
+      ackedP50Ms: percentile(ackLatencies, 50),
+      ackedP99Ms: percentile(ackLatencies, 99),
+      ackedMaxMs: ackLatencies.at(-1),
     };
     process.stdout.write(`[operator-scale] ${JSON.stringify(figures)}\n`);
     expect(figures.p99Ms).toBeLessThan(1000);
+    expect(figures.ackedP99Ms).toBeLessThan(1000);
     expect(server.stats().nacks).toBe(0);
   }, 600_000);
 });
