@@ -84,6 +84,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
   let current: http.ClientRequest | undefined;
   /** the live stream's session, which lets acks skip a TokenReview; never logged */
   let session: string | undefined;
+  let streamCredentials: { token: string; ca: Buffer } | undefined;
   let wake: (() => void) | undefined;
 
   const credentials = async (): Promise<{ token: string; ca: Buffer }> => {
@@ -95,7 +96,9 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
   };
 
   const postAck = async (ack: Ack): Promise<number> => {
-    const { token, ca } = await credentials();
+    // The credentials of the live stream: read at connect (the kubelet rotates the token
+    // file, a connect picks that up); re-reading them for every ack would only add latency.
+    const { token, ca } = streamCredentials ?? (await credentials());
     const body = JSON.stringify(ack);
     return new Promise<number>((resolve, reject) => {
       const req = https.request(new URL(ACK_PATH, base), {
@@ -190,6 +193,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
   /** One stream, from request to end; resolves with how long to wait before the next try. */
   const streamOnce = async (): Promise<{ healthy: boolean; retryAfterMs?: number }> => {
     const { token, ca } = await credentials();
+    streamCredentials = { token, ca };
     const url = new URL(WATCH_PATH, base);
     if (options.podName) url.searchParams.set('pod', options.podName);
     return new Promise((resolve) => {
