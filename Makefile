@@ -32,7 +32,7 @@ lint: deps ## typecheck, eslint, prettier, secretlint
 dev: build ## the main job: run llmproxy locally and print what to try
 	node --import tsx test/dev/main.ts
 
-bench: build ## measure the sidecar against a bare pass-through (docs/benchmarks.md)
+bench: test-deps build ## measure the sidecar against a bare pass-through (docs/benchmarks.md)
 	node --import tsx test/bench/main.ts
 
 crds: deps ## regenerate crds/*.yaml and the chart's copy from crds/*.ts

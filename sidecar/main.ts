@@ -14,7 +14,7 @@ import {
 import { selfSignedCertificate } from './admin/self-signed.js';
 import { createAdminServer, createProbeServer, type AdminServerOptions } from './admin/server.js';
 import { connectToOperator } from './control/index.js';
-import { createLimiters } from './limits/index.js';
+import { connectSharedStore, createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
 import {
   parsePolicyText,
@@ -63,7 +63,9 @@ async function main(): Promise<void> {
   });
   store.onChange((policy) => keys.apply(policy.providers));
   const limits = createLimiters({
-    redisUrl: config.redisUrl,
+    sharedStore: config.redisUrl
+      ? await connectSharedStore({ url: config.redisUrl, log })
+      : undefined,
     onRedisDown: config.redisFailure,
     log,
   });

@@ -10,3 +10,15 @@ export {
   type Refused,
 } from './limiters.js';
 export { RateLimit } from './schema.js';
+export type { SharedStore } from './redis.js';
+
+/**
+ * Connects the Redis store for shared limits. Loaded on demand: a sidecar without --redis-url
+ * never loads ioredis (about 13 MB of resident memory).
+ */
+export async function connectSharedStore(
+  options: import('./redis.js').RedisStoreOptions,
+): Promise<import('./redis.js').SharedStore> {
+  const { createRedisStore } = await import('./redis.js');
+  return createRedisStore(options);
+}

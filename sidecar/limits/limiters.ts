@@ -11,7 +11,7 @@ import {
   type CompiledLimit,
   type Dimension,
 } from './limit-set.js';
-import { createRedisStore, type SharedStore, type SharedTake } from './redis.js';
+import type { SharedStore, SharedTake } from './redis.js';
 import {
   fullBucket,
   msUntilFull,
@@ -66,8 +66,6 @@ export interface Limiters {
 }
 
 export interface LimitersOptions {
-  /** Shared buckets for `scope: shared` limits. Never logged (it may hold a password). */
-  redisUrl?: string;
   /** When Redis is unreachable: the pod's share of each shared limit (default), or refuse with 503. */
   onRedisDown?: 'pod-share' | 'closed';
   log: Logger;
@@ -79,14 +77,7 @@ export interface LimitersOptions {
   maxQueued?: number;
   /** How long a request may wait for a concurrency slot. */
   maxQueueWaitMs?: number;
-  /** Upper bound on one Redis round trip. */
-  redisTimeoutMs?: number;
-  /**
-   * Prefix of the Redis bucket keys. Replicas that share a limit must share the prefix and workloads
-   * that must not share must differ (e.g. `llmproxy:rl:<namespace>/<workload>:`); the limit id follows.
-   */
-  redisKeyPrefix?: string;
-  /** A shared store to use instead of connecting to redisUrl (tests). */
+  /** Where `scope: shared` limits live (see connectSharedStore); without one they hold per pod. */
   sharedStore?: SharedStore;
 }
 
@@ -132,18 +123,7 @@ export function createLimiters(options: LimitersOptions): Limiters {
     maxQueued: options.maxQueued ?? 100,
     maxWaitMs: options.maxQueueWaitMs ?? 5000,
   });
-  const store: SharedStore | undefined =
-    options.sharedStore ??
-    (options.redisUrl
-      ? createRedisStore({
-          url: options.redisUrl,
-          log,
-          ...(options.redisTimeoutMs !== undefined
-            ? { commandTimeoutMs: options.redisTimeoutMs }
-            : {}),
-          ...(options.redisKeyPrefix !== undefined ? { keyPrefix: options.redisKeyPrefix } : {}),
-        })
-      : undefined);
+  const store: SharedStore | undefined = options.sharedStore;
   let entries: Entry[] = [];
   let inFlight = 0;
   let standaloneShared = '';

@@ -1,3 +1,6 @@
+import type { ProviderType } from '../policy/compiled.js';
+import { calcPrice } from '@pydantic/genai-prices';
+import fc from 'fast-check';
 import { describe, expect, it } from '@jest/globals';
 import { costMicros } from './cost.js';
 import type { Usage } from './usage.js';
@@ -76,5 +79,33 @@ describe('costMicros', () => {
     );
     // another provider name: the override does not apply
     expect(costMicros('openai', 'gpt-4o', usage(), overrides, 'openai-us')).toBe(3_500_000);
+  });
+
+  it('prices the same with the per-model cache as the table does uncached (property)', () => {
+    const models: Array<[ProviderType, string, string]> = [
+      ['openai', 'gpt-4o-mini', 'openai'],
+      ['openai', 'gpt-4o', 'openai'],
+      ['anthropic', 'claude-3-5-haiku-latest', 'anthropic'],
+      ['anthropic', 'claude-sonnet-4-0', 'anthropic'],
+      ['openai', 'no-such-model-x', 'openai'],
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...models),
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.integer({ min: 0, max: 50_000 }),
+        ([type, model, providerId], input, output) => {
+          const usage = { inputTokens: input, outputTokens: output, estimated: false };
+          const direct = calcPrice({ input_tokens: input, output_tokens: output }, model, {
+            providerId,
+          });
+          const expected = direct ? Math.round(direct.total_price * 1_000_000) : null;
+          return (
+            costMicros(type, model, usage, []) === expected &&
+            costMicros(type, model, usage, []) === expected
+          );
+        },
+      ),
+    );
   });
 });

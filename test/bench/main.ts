@@ -1,11 +1,15 @@
 // `make bench`: the sidecar against a direct call and a bare http-proxy-3 pass-through, in one run,
-// on the same fake provider; plus the pure cores' own figures. Prints a Markdown report.
+// on the same fake provider, in the variants each issue names a number for; plus the pure cores'
+// own figures. Prints a Markdown report and writes it to .dev/bench.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { freePort, startSidecar, type RunningSidecar } from '../support/sidecar.js';
+import { startMoto } from '../support/moto.js';
+import { startRedis } from '../support/redis.js';
+import { samplePrompt } from './protection.js';
 import {
   measureLatency,
   measureThroughput,
@@ -15,16 +19,11 @@ import {
 } from './http-load.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+const DEV = join(ROOT, '.dev');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CHAT = '/openai/v1/chat/completions';
-const BODY = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [
-    { role: 'system', content: 'You are terse.' },
-    { role: 'user', content: 'Say hello.' },
-  ],
-  max_tokens: 64,
-});
+const SMALL = chatBody('Say hello.');
+const PROMPT_4K = chatBody(samplePrompt(4096, false));
 
 interface Row {
   name: string;
@@ -33,10 +32,20 @@ interface Row {
   rssMb?: number;
 }
 
+interface Variant {
+  name: string;
+  body: string;
+  policy?: Record<string, unknown>;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
 async function main(): Promise<void> {
-  const children: ChildProcess[] = [];
-  const sidecars: RunningSidecar[] = [];
+  const stops: Array<() => Promise<unknown>> = [];
   try {
+    mkdirSync(DEV, { recursive: true });
+    const children: ChildProcess[] = [];
+    stops.push(async () => children.forEach((c) => c.kill('SIGTERM')));
     const fakeUrl = await startChild(
       children,
       ['--import', 'tsx', join(ROOT, 'test/fake-provider/main.ts'), '--port', '0'],
@@ -56,57 +65,115 @@ async function main(): Promise<void> {
       ],
       /^ready/,
     );
-    const keyDir = join(ROOT, '.dev');
-    mkdirSync(keyDir, { recursive: true });
-    writeFileSync(join(keyDir, 'bench.key'), 'bench-key-for-the-fake-provider\n');
-    const sidecar = await startSidecar({
-      policy: benchPolicy(fakeUrl, join(keyDir, 'bench.key')),
-      args: ['--log-level', 'warn'],
-    });
-    sidecars.push(sidecar);
+    const keyFile = join(DEV, 'bench.key');
+    writeFileSync(keyFile, 'bench-key-for-the-fake-provider\n');
+    const redis = await startRedis();
+    stops.push(() => redis.stop());
+    const moto = await startMoto();
+    stops.push(() => moto.stop());
+    await moto.secrets.create('bench/openai', 'bench-key-for-the-fake-provider');
 
-    const targets: Array<Target & { pid?: number }> = [
-      { name: 'direct to the provider', url: `${fakeUrl}/v1/chat/completions`, body: BODY },
+    const base = benchPolicy(fakeUrl, { file: { path: keyFile } });
+    const limits = [
       {
-        name: 'bare http-proxy-3 pass-through',
-        url: `http://127.0.0.1:${barePort}/v1/chat/completions`,
-        body: BODY,
-      },
-      {
-        name: 'llmproxy sidecar (policy enforced)',
-        url: `${sidecar.url}${CHAT}`,
-        body: BODY,
-        pid: sidecar.process.pid,
+        id: 'bench/rpm',
+        requestsPerMinute: 10_000_000,
+        tokensPerMinute: 1_000_000_000,
+        maxConcurrent: 1000,
+        scope: 'pod',
       },
     ];
+    const variants: Variant[] = [
+      { name: 'sidecar, policy enforced', body: SMALL, policy: base },
+      {
+        name: 'sidecar + rate limits (per pod)',
+        body: SMALL,
+        policy: { ...base, rateLimits: limits },
+      },
+      {
+        name: 'sidecar + rate limits (shared, Redis)',
+        body: SMALL,
+        policy: { ...base, rateLimits: [{ ...limits[0], id: 'bench/shared', scope: 'shared' }] },
+        args: ['--redis-url', redis.url],
+      },
+      {
+        name: 'sidecar, key from Secrets Manager',
+        body: SMALL,
+        policy: benchPolicy(fakeUrl, {
+          awsSecretsManager: { secretId: 'bench/openai', region: moto.region },
+        }),
+        env: moto.env,
+      },
+      { name: 'sidecar, 4 KiB prompt', body: PROMPT_4K, policy: base },
+      {
+        name: 'sidecar, 4 KiB prompt + data protection',
+        body: PROMPT_4K,
+        policy: { ...base, dataProtection: { pii: 'redact', secrets: 'block' } },
+      },
+    ];
+
     const rows: Row[] = [];
-    for (const target of targets) {
-      log(`measuring ${target.name} (${SECONDS}s at 1 connection, ${SECONDS}s at 16)`);
+    const measure = async (target: Target, pid?: number) => {
+      log(`measuring ${target.name}`);
       await measureThroughput(target, 4, 1); // warm up JIT and keep-alive pools
       const latency = await measureLatency(target, SECONDS);
       const throughput = await measureThroughput(target, 16, SECONDS);
-      if (throughput.errors > 0 || throughput.non2xx > 0)
+      if (throughput.errors > 0 || throughput.non2xx > 0) {
         throw new Error(
           `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
         );
-      rows.push({
-        name: target.name,
-        latency,
-        throughput,
-        ...(target.pid ? { rssMb: rssMb(target.pid) } : {}),
+      }
+      rows.push({ name: target.name, latency, throughput, ...(pid ? { rssMb: rssMb(pid) } : {}) });
+    };
+    await measure({
+      name: 'direct to the provider',
+      url: `${fakeUrl}/v1/chat/completions`,
+      body: SMALL,
+    });
+    await measure({
+      name: 'bare http-proxy-3 pass-through',
+      url: `http://127.0.0.1:${barePort}/v1/chat/completions`,
+      body: SMALL,
+    });
+    for (const variant of variants) {
+      const sidecar: RunningSidecar = await startSidecar({
+        policy: variant.policy,
+        args: ['--log-level', 'warn', ...(variant.args ?? [])],
+        env: variant.env,
       });
+      try {
+        await measure(
+          { name: variant.name, url: `${sidecar.url}${CHAT}`, body: variant.body },
+          sidecar.process.pid,
+        );
+      } finally {
+        await sidecar.stop();
+      }
     }
     const report = render(rows, await extraSections());
     process.stdout.write(`\n${report}\n`);
-    writeFileSync(join(keyDir, 'bench.md'), report);
-    log(`report written to .dev/bench.md; record notable runs in docs/benchmarks.md`);
+    writeFileSync(join(DEV, 'bench.md'), report);
+    log('report written to .dev/bench.md; record notable runs in docs/benchmarks.md');
   } finally {
-    for (const sidecar of sidecars) await sidecar.stop();
-    for (const child of children) child.kill('SIGTERM');
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
 }
 
-function benchPolicy(fakeUrl: string, keyFile: string): Record<string, unknown> {
+function chatBody(prompt: string): string {
+  return JSON.stringify({
+    model: 'gpt-4o-mini',
+    messages: [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: prompt },
+    ],
+    max_tokens: 64,
+  });
+}
+
+function benchPolicy(
+  fakeUrl: string,
+  credentials: Record<string, unknown>,
+): Record<string, unknown> {
   return {
     apiVersion: 'llmproxy.io/v1alpha1',
     kind: 'CompiledPolicy',
@@ -115,7 +182,7 @@ function benchPolicy(fakeUrl: string, keyFile: string): Record<string, unknown> 
         name: 'openai',
         type: 'openai',
         baseURL: fakeUrl,
-        credentials: { file: { path: keyFile } },
+        credentials,
         models: {
           allow: [{ pattern: 'gpt-4o-mini', maxOutputTokens: 1024 }, { pattern: 'gpt-4.1-*' }],
           deny: [{ pattern: '*-realtime-*' }],
@@ -125,60 +192,90 @@ function benchPolicy(fakeUrl: string, keyFile: string): Record<string, unknown> 
   };
 }
 
-/** Figures from the pure cores' own benchmarks, where those modules exist. */
+/** Figures from the pure cores' own benchmarks. */
 async function extraSections(): Promise<string[]> {
-  const sections: string[] = [];
-  const compiler = await import('./compiler.js').catch(() => undefined);
-  if (compiler?.benchCompiler) {
-    log('measuring the policy compiler at scale');
-    const r = (await compiler.benchCompiler()) as { pods: number; policies: number; ms: number };
-    sections.push(
-      `## Policy compiler\n\nCompiling for ${r.pods.toLocaleString('en')} pods against ${r.policies.toLocaleString('en')} policies in one namespace: **${r.ms.toFixed(0)} ms** (target: under 1 s).`,
-    );
-  }
-  return sections;
+  log('measuring the policy compiler at scale');
+  const { benchCompiler } = await import('./compiler.js');
+  const r = await benchCompiler();
+  const { benchProtection } = await import('./protection.js');
+  const protection = benchProtection(4096);
+  return [
+    `## Policy compiler\n\nCompiling for ${r.pods.toLocaleString('en')} pods against ${r.policies.toLocaleString('en')} policies in one namespace: **${r.ms.toFixed(0)} ms** (target: under 1 s; load average ${loadavg()[0]?.toFixed(1)}).`,
+    [
+      '## Data protection detectors (4 KiB prompt, in-process)',
+      '',
+      '| case | µs per call | µs per KiB |',
+      '|---|---:|---:|',
+      ...protection.map(
+        (p) => `| ${p.name} | ${p.microsPerCall.toFixed(1)} | ${p.microsPerKiB.toFixed(1)} |`,
+      ),
+    ].join('\n'),
+  ];
 }
 
 function render(rows: Row[], sections: string[]): string {
-  const bare = rows.find((r) => r.name.startsWith('bare'));
-  const direct = rows.find((r) => r.name.startsWith('direct'));
-  const sidecar = rows.find((r) => r.name.startsWith('llmproxy'));
+  const by = (prefix: string) => rows.find((r) => r.name === prefix);
+  const bare = by('bare http-proxy-3 pass-through');
+  const direct = by('direct to the provider');
+  const sidecar = by('sidecar, policy enforced');
+  const limited = by('sidecar + rate limits (per pod)');
+  const shared = by('sidecar + rate limits (shared, Redis)');
+  const aws = by('sidecar, key from Secrets Manager');
+  const big = by('sidecar, 4 KiB prompt');
+  const dlp = by('sidecar, 4 KiB prompt + data protection');
+  const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
+  const pct = (a?: Row, b?: Row) => (a && b ? (a.throughput.rps / b.throughput.rps) * 100 : NaN);
+  const check = (ok: boolean) => (ok ? 'met' : '**missed**');
   const lines = [
     '# llmproxy benchmark',
     '',
-    `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. ` +
-      `Load generator, fake provider, baseline and sidecar all share this machine; ${SECONDS}s per measurement.`,
+    `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} at the end. ` +
+      `Load generator, fake provider, baseline and sidecar share this machine; ${SECONDS}s per measurement; sidecars run with --log-level warn (no access line per request).`,
     '',
-    '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | RSS |',
+    '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | peak RSS |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.latency.rps.toFixed(0)} | ${(r.latency.p50Us / 1000).toFixed(3)} ms | ${(r.latency.p99Us / 1000).toFixed(3)} ms | ${r.throughput.rps.toFixed(0)} | ${r.throughput.p50Ms} ms | ${r.throughput.p99Ms} ms | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`,
+        `| ${r.name} | ${r.latency.rps.toFixed(0)} | ${ms(r.latency.p50Us)} | ${ms(r.latency.p99Us)} | ${r.throughput.rps.toFixed(0)} | ${r.throughput.p50Ms} ms | ${r.throughput.p99Ms} ms | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`,
     ),
+    '',
+    '| target | figure | |',
+    '|---|---:|---|',
   ];
   if (bare && sidecar && direct) {
-    const ratio = sidecar.throughput.rps / bare.throughput.rps;
-    const addedVsBare = (sidecar.latency.p50Us - bare.latency.p50Us) / 1000;
-    const addedVsDirect = (sidecar.latency.p50Us - direct.latency.p50Us) / 1000;
-    const check = (ok: boolean) => (ok ? 'met' : '**missed**');
+    const added = sidecar.latency.p50Us - bare.latency.p50Us;
     lines.push(
-      '',
-      '| target | figure | |',
-      '|---|---:|---|',
-      `| throughput at 16 connections ≥ 75% of the bare pass-through | ${(ratio * 100).toFixed(0)}% | ${check(ratio >= 0.75)} |`,
-      `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${addedVsBare.toFixed(3)} ms | ${check(addedVsBare < 0.3)} |`,
-      `| added p50 latency at 1 connection (vs direct) | ${addedVsDirect.toFixed(3)} ms | |`,
-      `| sidecar RSS < 80 MB | ${sidecar.rssMb?.toFixed(0)} MB | ${check((sidecar.rssMb ?? Infinity) < 80)} |`,
+      `| throughput at 16 connections ≥ 75% of the bare pass-through | ${pct(sidecar, bare).toFixed(0)}% | ${check(pct(sidecar, bare) >= 75)} |`,
+      `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${ms(added)} | ${check(added < 300)} |`,
+      `| added p50 latency at 1 connection (vs direct) | ${ms(sidecar.latency.p50Us - direct.latency.p50Us)} | |`,
+      `| sidecar peak RSS < 80 MB | ${sidecar.rssMb?.toFixed(0)} MB | ${check((sidecar.rssMb ?? Infinity) < 80)} |`,
     );
   }
+  if (limited && sidecar)
+    lines.push(
+      `| rate limits cost < 10% of throughput | ${(100 - pct(limited, sidecar)).toFixed(0)}% | ${check(pct(limited, sidecar) >= 90)} |`,
+    );
+  if (shared && limited)
+    lines.push(
+      `| Redis-shared limit: added p50 at 1 connection | ${ms(shared.latency.p50Us - limited.latency.p50Us)} | |`,
+    );
+  if (aws && sidecar)
+    lines.push(
+      `| Secrets Manager key vs file key, 16 conn throughput | ${pct(aws, sidecar).toFixed(0)}% | ${check(pct(aws, sidecar) >= 90)} |`,
+    );
+  if (dlp && big)
+    lines.push(
+      `| data protection on a 4 KiB prompt costs < 10% of throughput | ${(100 - pct(dlp, big)).toFixed(0)}% | ${check(pct(dlp, big) >= 90)} |`,
+    );
   return [...lines, '', ...sections.flatMap((s) => [s, ''])].join('\n');
 }
 
 /** Peak resident set of a process, in MB (Linux). */
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
 async function startChild(

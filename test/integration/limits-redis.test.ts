@@ -6,6 +6,7 @@ import {
   type Limiters,
   type Refused,
 } from '../../sidecar/limits/index.js';
+import { createRedisStore } from '../../sidecar/limits/redis.js';
 import type { RateLimit } from '../../sidecar/limits/schema.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
@@ -43,10 +44,9 @@ function sharedLimit(over: Partial<RateLimit> = {}): RateLimit {
 
 function sidecar(limits: RateLimit[], onRedisDown: 'pod-share' | 'closed' = 'pod-share'): Limiters {
   const limiters = createLimiters({
-    redisUrl: redis.url,
+    sharedStore: createRedisStore({ url: redis.url, log: quiet, commandTimeoutMs: 200 }),
     onRedisDown,
     log: quiet,
-    redisTimeoutMs: 200,
   });
   limiters.apply(limits);
   open.push(limiters);
