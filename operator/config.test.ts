@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { parseOperatorSettings } from './config-file.js';
 import { OperatorConfigError, parseOperatorConfig } from './config.js';
 
 const tls = ['--tls-cert-file', '/tls/tls.crt', '--tls-key-file', '/tls/tls.key'];
@@ -29,5 +30,32 @@ describe('parseOperatorConfig', () => {
       host: '::',
       port: 9443,
     });
+  });
+
+  it('runs as the chart runs it: --config gives ports, the Lease and the managed certificate', () => {
+    const settings = parseOperatorSettings({
+      operator: { namespace: 'llmproxy', serviceName: 'llmproxy-x', distributionPort: 18443 },
+    });
+    const config = parseOperatorConfig(
+      ['--config', '/etc/llmproxy/config.yaml'],
+      { POD_NAME: 'op-1' },
+      () => settings,
+    );
+    expect(config.settings).toBe(settings);
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 18443 });
+    expect(config.healthListen).toEqual({ host: '0.0.0.0', port: 8081 });
+    expect(config.metricsListen).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(config.tlsCertFile).toBeUndefined();
+    expect(config.leaderElection).toEqual({
+      namespace: 'llmproxy',
+      name: 'llmproxy-x',
+      identity: 'op-1',
+    });
+  });
+
+  it('reports a bad settings file with the flags', () => {
+    expect(() => parseOperatorConfig(['--config', '/nope.yaml', '--cert-ip-san', 'x'], {})).toThrow(
+      /cannot read[\s\S]*--cert-ip-san/,
+    );
   });
 });

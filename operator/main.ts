@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // llmproxy-operator: watches LlmPolicies, LlmBudgets and pods, and pushes each pod's compiled
-// policy to its sidecar. Every replica serves sidecars; a Lease elects the one that does the
-// work that must happen once.
-import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+// policy to its sidecar. Every replica serves sidecars and admission reviews; a Lease elects the
+// one that does the work that must happen once (certificates, caBundles).
+import { existsSync, readFileSync, watchFile, unwatchFile } from 'node:fs';
 import { createLogger, type Logger } from '../sidecar/telemetry/log.js';
 import { errorMessage } from '../sidecar/control/protocol.js';
+import type { ServingMaterial } from './certs/index.js';
 import {
   OPERATOR_USAGE,
   OperatorConfigError,
@@ -16,6 +17,19 @@ import { PolicySource } from './controllers/policy-source.js';
 import { startDistributionServer, type DistributionServer } from './distribution/index.js';
 import { KubeClient, loadKubeConfig } from './kube/index.js';
 import { startLeaderElection } from './leader/index.js';
+import { renderOperatorMetrics, startEndpoint, type Endpoint } from './metrics.js';
+import { startAdmission, type Admission } from './webhooks/index.js';
+
+/** The package's version, recorded on injected pods (from dist/operator or operator/). */
+function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    const url = new URL(rel, import.meta.url);
+    if (!existsSync(url)) continue;
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'llmproxy' && pkg.version) return pkg.version;
+  }
+  return '0.0.0';
+}
 
 async function main(): Promise<void> {
   let config: OperatorConfig;
@@ -30,7 +44,14 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (reason) => {
     log.error('unhandled rejection', { reason: errorMessage(reason) });
   });
+  try {
+    await run(config, log);
+  } catch (err) {
+    fatal(log, err);
+  }
+}
 
+async function run(config: OperatorConfig, log: Logger): Promise<void> {
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   // The source reports changes before the server exists only while caches fill; none are lost,
   // because a sidecar connecting later gets its current policy on connect.
@@ -42,16 +63,54 @@ async function main(): Promise<void> {
     podLabelSelector: config.podLabelSelector,
     onChange: (affects) => notify(affects),
   });
-  const readTls = () => ({
-    cert: readFileSync(config.tlsCertFile),
-    key: readFileSync(config.tlsKeyFile),
+  // Before admission: a follower's certificate manager waits for the leader's Secret.
+  const elector = startLeaderElection({
+    client,
+    ...config.leaderElection,
+    log,
+    onStartedLeading: () => log.info('leading', { reason: config.leaderElection.identity }),
+    onStoppedLeading: () => log.info('standing by', { reason: config.leaderElection.identity }),
   });
+
+  const endpoints: Endpoint[] = [];
+  // New certificates may arrive before the distribution server exists.
+  const live: { server?: DistributionServer } = {};
+  let admission: Admission | undefined;
+  const certFile = config.tlsCertFile;
+  const keyFile = config.tlsKeyFile;
+  const fromFiles = certFile && keyFile;
+  const readTls = () => ({
+    cert: readFileSync(certFile ?? ''),
+    key: readFileSync(keyFile ?? ''),
+  });
+  const onMaterial = (material: ServingMaterial): void => {
+    if (!fromFiles) live.server?.setCertificate(material);
+    for (const endpoint of endpoints) endpoint.setCertificate(material);
+  };
+  if (config.settings) {
+    admission = await startAdmission({
+      client,
+      settings: config.settings,
+      log,
+      version: packageVersion(),
+      isLeader: () => elector.isLeader(),
+      injectedPods: () => source.injectedPods(),
+      onMaterial,
+      host: config.webhookHost,
+      certPolicy: config.certIpSans.length > 0 ? { ips: config.certIpSans } : undefined,
+    });
+  }
+  const managed = admission?.certs.material();
+  const tls = fromFiles ? readTls() : managed;
+  if (!tls) throw new Error('no serving certificate: give --tls-*-file or --config');
+
   const server = await startDistributionServer({
     host: config.listen.host,
     port: config.listen.port,
-    tls: readTls(),
+    tls,
     reviewToken: (token, audiences) => client.tokenReview(token, audiences),
     policyFor: (pod) => source.policyFor(pod),
+    authorize: (pod) => source.injection(pod),
     ready: () => source.synced(),
     log,
     onAck: (pod, ack) => {
@@ -62,36 +121,66 @@ async function main(): Promise<void> {
         .catch((err: unknown) => log.warn('event not recorded', { reason: errorMessage(err) }));
     },
   });
+  live.server = server;
   notify = (affects) => server.notify(affects);
-  // cert-manager (or the chart) rotates the serving certificate in place.
-  const reloadTls = () => {
-    try {
-      server.setCertificate(readTls());
-      log.info('serving certificate reloaded', { file: config.tlsCertFile });
-    } catch (err) {
-      log.error('serving certificate reload failed', { reason: errorMessage(err) });
-    }
-  };
-  watchFile(config.tlsCertFile, { interval: 30_000 }, reloadTls);
+  if (fromFiles) {
+    // cert-manager (or the chart) rotates the serving certificate in place.
+    watchFile(certFile, { interval: 30_000 }, () => {
+      try {
+        server.setCertificate(readTls());
+        log.info('serving certificate reloaded', { file: certFile });
+      } catch (err) {
+        log.error('serving certificate reload failed', { reason: errorMessage(err) });
+      }
+    });
+  }
+
+  const endpointTls = managed ?? tls;
+  if (config.healthListen) {
+    endpoints.push(
+      await startEndpoint({
+        ...config.healthListen,
+        tls: endpointTls,
+        routes: {
+          '/healthz': () => [200, 'text/plain', 'ok\n'],
+          '/readyz': () =>
+            source.synced() ? [200, 'text/plain', 'ok\n'] : [503, 'text/plain', 'not ready\n'],
+        },
+      }),
+    );
+  }
+  if (config.metricsListen) {
+    endpoints.push(
+      await startEndpoint({
+        ...config.metricsListen,
+        tls: endpointTls,
+        routes: {
+          '/metrics': () => [
+            200,
+            'text/plain; version=0.0.4; charset=utf-8',
+            renderOperatorMetrics({
+              distribution: server.stats(),
+              webhooks: admission?.server.stats(),
+              leader: elector.isLeader(),
+            }),
+          ],
+        },
+      }),
+    );
+  }
 
   await source.start();
   log.info('caches synced; serving policies', { count: source.synced() ? 1 : 0 });
-  const elector = startLeaderElection({
-    client,
-    ...config.leaderElection,
-    log,
-    // Leader-only work (status writes, ledger periods, shared-limit division) hooks in here.
-    onStartedLeading: () => log.info('leading', { reason: config.leaderElection.identity }),
-    onStoppedLeading: () => log.info('standing by', { reason: config.leaderElection.identity }),
-  });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { reason: signal });
-    unwatchFile(config.tlsCertFile);
+    if (fromFiles) unwatchFile(certFile);
     await elector.stop();
+    await Promise.all(endpoints.map((e) => e.close()));
+    await admission?.stop();
     await server.close();
     await source.stop();
     client.close();

@@ -25,6 +25,9 @@ export interface RequestingPod {
   podUid: string;
 }
 
+/** Set by the mutating webhook on every pod it injected; a pod without it did not opt in. */
+export const INJECTION_STATUS_ANNOTATION = 'llmproxy.io/status';
+
 export interface PolicySourceOptions {
   client: KubeClient;
   log: Logger;
@@ -89,14 +92,33 @@ export class PolicySource {
    * (fail-static) or stay closed, never fall back to something broader.
    */
   policyFor(pod: RequestingPod): CompiledPolicy | undefined {
-    if (!this.synced()) return undefined;
+    if (this.injection(pod) !== 'allow') return undefined;
     const object = this.pods.get(pod.podName, pod.namespace);
-    if (!object || object.metadata?.uid !== pod.podUid) return undefined;
+    if (!object) return undefined;
     return this.compilerIndex().compileFor({
       namespace: pod.namespace,
       labels: object.metadata?.labels ?? {},
       serviceAccount: object.spec?.serviceAccountName ?? 'default',
     });
+  }
+
+  /**
+   * Whether the pod opted in: only pods the webhook injected (its status annotation) are served,
+   * so a pod that projects an `llmproxy.io` token on its own gets nothing. `unknown` while the
+   * caches are not synced or the pod (with that uid) is not in them yet.
+   */
+  injection(pod: RequestingPod): 'allow' | 'forbid' | 'unknown' {
+    if (!this.synced()) return 'unknown';
+    const object = this.pods.get(pod.podName, pod.namespace);
+    if (!object || object.metadata?.uid !== pod.podUid) return 'unknown';
+    return object.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION] ? 'allow' : 'forbid';
+  }
+
+  /** Pods the webhook injected (from the cache), e.g. for the CA annotation refresh. */
+  injectedPods(): Pod[] {
+    return this.pods
+      .list()
+      .filter((p) => Boolean(p.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION]));
   }
 
   /** Names (`namespace/name`) of the policies selecting a pod, for status and explain. */

@@ -36,6 +36,12 @@ export interface DistributionOptions {
   reviewToken(token: string, audiences: string[]): Promise<TokenReviewResult>;
   /** The policy this pod should enforce now; undefined while it is not known yet. */
   policyFor(pod: PodIdentity): CompiledPolicy | undefined;
+  /**
+   * Whether this pod may be served at all: `forbid` for a pod known not to have opted in (no
+   * injection status annotation), `unknown` while it is not in the caches yet. A forbidden pod
+   * gets 403, and a stream opened while it was unknown is closed once it is known to be forbidden.
+   */
+  authorize?(pod: PodIdentity): 'allow' | 'forbid' | 'unknown';
   log: Logger;
   onAck?(pod: PodIdentity, ack: Ack): void;
   /** Answers GET /readyz (kubelet probe, no credentials, no details); /healthz is always ok. */
@@ -56,7 +62,9 @@ export interface DistributionStats {
   streams: number;
   connects: number;
   authFailures: Record<AuthFailureReason, number>;
+  /** All 403s; of them, pods that did not opt in to injection. */
   forbidden: number;
+  notInjected: number;
   throttled: number;
   policiesSent: number;
   acks: number;
@@ -125,6 +133,7 @@ export async function startDistributionServer(
       review_unavailable: 0,
     },
     forbidden: 0,
+    notInjected: 0,
     throttled: 0,
     policiesSent: 0,
     acks: 0,
@@ -152,7 +161,30 @@ export async function startDistributionServer(
     stream.res.write(line);
   };
 
+  const authorized = (identity: PodIdentity): 'allow' | 'forbid' | 'unknown' => {
+    try {
+      return options.authorize?.(identity) ?? 'allow';
+    } catch (err) {
+      log.error('authorize failed', { reason: errorMessage(err) });
+      return 'unknown';
+    }
+  };
+
+  const refuseNotInjected = (identity: PodIdentity): void => {
+    stats.forbidden++;
+    stats.notInjected++;
+    log.warn('policy refused to a pod that did not opt in', {
+      reason: 'not_injected',
+      caller: identity.podName,
+    });
+  };
+
   const push = (entry: PodEntry, stream: Stream): void => {
+    if (authorized(entry.identity) === 'forbid') {
+      refuseNotInjected(entry.identity);
+      stream.res.end();
+      return;
+    }
     let policy: CompiledPolicy | undefined;
     try {
       policy = options.policyFor(entry.identity);
@@ -223,6 +255,10 @@ export async function startDistributionServer(
     ) {
       stats.forbidden++;
       log.warn('sidecar asked for another pod', { reason: 'forbidden', caller: identity.podName });
+      return fail(res, 403, 'forbidden');
+    }
+    if (authorized(identity) === 'forbid') {
+      refuseNotInjected(identity);
       return fail(res, 403, 'forbidden');
     }
     const limit = connectThrottle.take(identity.podUid, Date.now());

@@ -56,6 +56,7 @@ describe('the operator process', () => {
   let dir: string;
   let pki: TestPki;
   let port: number;
+  let metricsPort: number;
   let operator: ChildProcess | undefined;
   let sidecar: OperatorConnection | undefined;
   let output = '';
@@ -84,6 +85,8 @@ describe('the operator process', () => {
         ns,
         '--identity',
         'operator-0',
+        '--metrics-listen',
+        `127.0.0.1:${metricsPort}`,
       ],
       {
         cwd: repoRoot,
@@ -96,6 +99,17 @@ describe('the operator process', () => {
     await waitFor(async () => (await readyz()) === 200, 60_000);
     return child;
   };
+
+  const get = (url: string, token?: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+      const req = https.get(url, { ca: pki.caPem, headers }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
 
   const readyz = (): Promise<number> =>
     new Promise((resolve) => {
@@ -138,7 +152,13 @@ describe('the operator process', () => {
       },
     } as KubeObject);
     const pod = await client.create(Pods, {
-      metadata: { name: 'demo-1', namespace: ns, labels: { app: 'demo' } },
+      metadata: {
+        name: 'demo-1',
+        namespace: ns,
+        labels: { app: 'demo' },
+        // What the webhook records on a pod it injected; only such pods are served.
+        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
+      },
       spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
     });
     pki = await createTestPki();
@@ -154,6 +174,7 @@ describe('the operator process', () => {
       }),
     );
     port = await freePort();
+    metricsPort = await freePort();
   });
 
   afterAll(async () => {
@@ -179,6 +200,34 @@ describe('the operator process', () => {
       async () =>
         (await client.get(Leases, 'llmproxy-operator', ns))?.spec?.holderIdentity === 'operator-0',
     );
+  });
+
+  it('refuses (403, counted) a pod that did not opt in but projects an llmproxy.io token itself', async () => {
+    // Selected by the policy, but never injected: no llmproxy.io/status annotation.
+    const stray = await client.create(Pods, {
+      metadata: { name: 'stray-1', namespace: ns, labels: { app: 'demo' } },
+      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
+    });
+    const token = await cp.tokenFor(ns, 'app', {
+      audiences: ['llmproxy.io'],
+      boundPod: { name: 'stray-1', uid: stray.metadata?.uid ?? '' },
+    });
+    let res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token);
+    // The pod may not be in the operator's cache yet (unknown pods wait, fail-closed).
+    const deadline = Date.now() + 10_000;
+    while (res.status !== 403 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token).catch(() => res);
+    }
+    expect(res.status).toBe(403);
+    expect(res.body).not.toContain('llama');
+    const metrics = await get(`https://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(
+      /llmproxy_operator_auth_failures_total\{reason="not_injected"\} [1-9]/,
+    );
+    expect(metrics.body).toMatch(/llmproxy_operator_connected_sidecars 1\b/);
+    expect(metrics.body).toMatch(/llmproxy_operator_policy_acks_total\{result="ack"\} [1-9]/);
   });
 
   it('keeps the sidecar on its last policy while the operator is killed, and catches up after', async () => {

@@ -78,7 +78,13 @@ describe('policies reach the pods they select', () => {
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
     await client.create(LlmPolicies, llmPolicy(ns, ['llama-3-*']));
     const pod = await client.create(Pods, {
-      metadata: { name: 'demo-1', namespace: ns, labels: { app: 'demo' } },
+      metadata: {
+        name: 'demo-1',
+        namespace: ns,
+        labels: { app: 'demo' },
+        // What the webhook records on a pod it injected; only such pods are served.
+        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
+      },
       spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
     });
     podUid = pod.metadata?.uid ?? '';

@@ -99,7 +99,12 @@ describe(`policy distribution to ${SIDECARS} sidecars`, () => {
     const indices = [...Array(SIDECARS).keys()];
     await inBatches(indices, 25, async (i) => {
       const pod = await client.create(Pods, {
-        metadata: { name: `fleet-${i}`, namespace: ns, labels: { app: 'fleet' } },
+        metadata: {
+          name: `fleet-${i}`,
+          namespace: ns,
+          labels: { app: 'fleet' },
+          annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
+        },
         spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
       });
       uids[i] = pod.metadata?.uid ?? '';
