@@ -1,0 +1,354 @@
+// The chart's RBAC is enough for the operator as built: `helm install` on the local control
+// plane, then `node dist/operator/main.js --config <the rendered config>` out of cluster,
+// authenticated AS the chart's ServiceAccount (a minted token), with the chart's webhook
+// configurations pointed at it by `clientConfig.url` (envtest's way). An opted-in Pod is stored
+// with the sidecar; the sidecar, started from that Pod's injected args/env with a token minted
+// for it and the CA from its annotation, gets its policy and serves a request to the provider.
+//
+// What a test cannot do like a cluster: Service DNS (the operator URL's host becomes 127.0.0.1,
+// hence --cert-ip-san) and fixed ports (the chart gets free ones; the sidecar's are remapped).
+// Needs `npm run build` (dist/).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { loadOperatorSettings, type OperatorSettings } from '../../operator/config-file.js';
+import {
+  KubeClient,
+  LlmPolicies,
+  ServiceAccounts,
+  type KubeObject,
+} from '../../operator/kube/index.js';
+import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
+import { freePort, waitUntil } from '../support/sidecar.js';
+import {
+  REPO_ROOT,
+  installChart,
+  installedOperatorConfig,
+  serviceAccountKubeconfig,
+  type InstalledChart,
+} from './testdata/chart.js';
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+}
+interface StoredPod {
+  metadata: { name: string; namespace: string; uid: string; annotations: Record<string, string> };
+  spec: { serviceAccountName: string; initContainers?: Container[]; containers: Container[] };
+}
+
+let cp: ControlPlane;
+let admin: KubeClient;
+let ns: string;
+let appNs: string;
+let chart: InstalledChart;
+let settings: OperatorSettings;
+let dir: string;
+let fake: FakeProvider;
+let operator: ChildProcess | undefined;
+let sidecar: ChildProcess | undefined;
+let output = '';
+let healthPort: number;
+let metricsPort: number;
+let saToken = '';
+
+function start(entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, entry), ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, NODE_OPTIONS: '', ...env },
+  });
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return child;
+}
+
+function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+  });
+}
+
+function httpsGet(url: string, ca?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = https.get(url, ca ? { ca } : { rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '' }));
+  });
+}
+
+/** Whether a TLS 1.2 client is refused (every listener speaks TLS 1.3 only). */
+function tls12Refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      `https://127.0.0.1:${port}/healthz`,
+      { rejectUnauthorized: false, maxVersion: 'TLSv1.2' },
+      (res) => {
+        res.resume();
+        resolve(false);
+      },
+    );
+    req.on('error', () => resolve(true));
+  });
+}
+
+async function ok(args: string[], input?: string): Promise<string> {
+  const res = await cp.kubectl(args, input === undefined ? {} : { input });
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${res.stderr}`);
+  return res.stdout;
+}
+
+/** Points every webhook of the chart's configuration of that kind at the local operator. */
+async function pointWebhooksAtOperator(kind: string): Promise<void> {
+  const name = settings.operator.webhookConfigurationName;
+  const config = JSON.parse(await ok(['get', kind, name, '-o', 'json'])) as {
+    webhooks: { clientConfig: { service?: { path?: string } } }[];
+  };
+  const patch = config.webhooks.map((w, i) => ({
+    op: 'replace',
+    path: `/webhooks/${i}/clientConfig`,
+    value: {
+      url: `https://127.0.0.1:${settings.operator.webhookPort}${w.clientConfig.service?.path ?? '/'}`,
+    },
+  }));
+  await ok(['patch', kind, name, '--type=json', '-p', JSON.stringify(patch)]);
+}
+
+beforeAll(async () => {
+  if (!existsSync(path.join(REPO_ROOT, 'dist/operator/main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first');
+  }
+  cp = await sharedControlPlane();
+  admin = new KubeClient(await cp.kubeConfig());
+  dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-chart-'));
+  fake = await startFakeProvider();
+  ns = await freshNamespace('operator-chart');
+  appNs = await freshNamespace('operator-chart-app');
+  // The isolated install's webhooks only see namespaces carrying this label.
+  await ok(['label', 'namespace', appNs, `llmproxy.io/chart-test=${ns}`]);
+  const [distribution, webhook] = [await freePort(), await freePort()];
+  chart = await installChart(cp, {
+    namespace: ns,
+    args: [
+      '--set',
+      `operator.ports.distribution=${distribution}`,
+      '--set',
+      `operator.ports.webhook=${webhook}`,
+    ],
+  });
+  const configFile = await installedOperatorConfig(cp, chart);
+  settings = loadOperatorSettings(configFile);
+  await ok(['wait', '--for=condition=Established', 'crd/llmpolicies.llmproxy.io']);
+  await pointWebhooksAtOperator('mutatingwebhookconfiguration');
+  await pointWebhooksAtOperator('validatingwebhookconfiguration');
+
+  const kubeconfig = await serviceAccountKubeconfig(cp, ns, chart.serviceAccount);
+  saToken =
+    (JSON.parse(readFileSync(kubeconfig, 'utf8')) as { users: { user: { token: string } }[] })
+      .users[0]?.user.token ?? '';
+  healthPort = await freePort();
+  metricsPort = await freePort();
+  operator = start(
+    'dist/operator/main.js',
+    [
+      '--config',
+      configFile,
+      '--listen',
+      `127.0.0.1:${settings.operator.distributionPort}`,
+      '--webhook-host',
+      '127.0.0.1',
+      '--health-listen',
+      `127.0.0.1:${healthPort}`,
+      '--metrics-listen',
+      `127.0.0.1:${metricsPort}`,
+      '--cert-ip-san',
+      '127.0.0.1',
+    ],
+    { KUBECONFIG: kubeconfig, POD_NAME: 'operator-0', POD_NAMESPACE: ns },
+  );
+  await waitUntil(async () => {
+    if (operator?.exitCode !== null) throw new Error(`operator exited:\n${output}`);
+    return (await httpsGet(`https://127.0.0.1:${healthPort}/readyz`)).status === 200;
+  }, 90_000);
+}, 240_000);
+
+afterAll(async () => {
+  await stop(sidecar);
+  await stop(operator);
+  await fake?.close();
+  admin?.close();
+  // The webhooks (failurePolicy Fail) must not outlive the operator they point at.
+  if (chart) {
+    for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration']) {
+      await cp.kubectl([
+        'delete',
+        kind,
+        settings.operator.webhookConfigurationName,
+        '--ignore-not-found',
+      ]);
+    }
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The sidecar's args and env, resolved the way the kubelet and cluster DNS would. */
+async function sidecarCommand(pod: StoredPod) {
+  const container = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
+    (c) => c.name === 'llmproxy-sidecar',
+  );
+  if (!container) throw new Error('no sidecar in the stored pod');
+  const mounted = path.join(dir, 'mounted');
+  mkdirSync(path.join(mounted, 'token'), { recursive: true });
+  mkdirSync(path.join(mounted, 'ca'), { recursive: true });
+  const token = await cp.tokenFor(pod.metadata.namespace, pod.spec.serviceAccountName, {
+    audiences: ['llmproxy.io'],
+    boundPod: { name: pod.metadata.name, uid: pod.metadata.uid },
+  });
+  writeFileSync(path.join(mounted, 'token', 'token'), token);
+  writeFileSync(
+    path.join(mounted, 'ca', 'ca.crt'),
+    pod.metadata.annotations['llmproxy.io/ca-bundle'] ?? '',
+  );
+  const ports = new Map<string, number>();
+  const mapPort = async (from: string) => {
+    if (!ports.has(from)) ports.set(from, await freePort());
+    return ports.get(from);
+  };
+  const args: string[] = [];
+  for (const arg of container.args ?? []) {
+    let value = arg.replaceAll('/var/run/secrets/llmproxy.io', mounted);
+    const url = /^https:\/\/[^/]+\.svc:(\d+)$/.exec(value);
+    if (url) value = `https://127.0.0.1:${settings.operator.distributionPort}`;
+    const listen = /^(127\.0\.0\.1|0\.0\.0\.0):(\d+)$/.exec(value);
+    if (listen?.[2]) value = `127.0.0.1:${await mapPort(listen[2])}`;
+    args.push(value);
+  }
+  const fields: Record<string, string> = {
+    'metadata.name': pod.metadata.name,
+    'metadata.namespace': pod.metadata.namespace,
+    'metadata.uid': pod.metadata.uid,
+    'spec.serviceAccountName': pod.spec.serviceAccountName,
+  };
+  const env: Record<string, string> = {};
+  for (const e of container.env ?? []) {
+    const value = e.valueFrom?.fieldRef ? fields[e.valueFrom.fieldRef.fieldPath] : e.value;
+    if (value !== undefined) env[e.name] = value;
+  }
+  return { args, env, ports, token };
+}
+
+describe('the operator under the chart: installed RBAC, its config file, out of cluster', () => {
+  it('serves health over TLS 1.3 and holds the Lease named after the Service', async () => {
+    expect((await httpsGet(`https://127.0.0.1:${healthPort}/healthz`)).status).toBe(200);
+    for (const port of [healthPort, metricsPort, settings.operator.distributionPort]) {
+      expect(await tls12Refused(port)).toBe(true);
+    }
+    const lease = JSON.parse(
+      await ok(['get', 'lease', settings.operator.serviceName, '-n', ns, '-o', 'json']),
+    ) as { spec?: { holderIdentity?: string } };
+    expect(lease.spec?.holderIdentity).toBe('operator-0');
+    // The leader wrote the certificate Secret and the caBundles.
+    const mutating = JSON.parse(
+      await ok([
+        'get',
+        'mutatingwebhookconfiguration',
+        settings.operator.webhookConfigurationName,
+        '-o',
+        'json',
+      ]),
+    ) as { webhooks: { clientConfig: { caBundle?: string } }[] };
+    expect(mutating.webhooks.every((w) => (w.clientConfig.caBundle ?? '').length > 0)).toBe(true);
+  });
+
+  it('injects an opted-in Pod, and its sidecar gets the policy and reaches the provider', async () => {
+    await admin.create(ServiceAccounts, { metadata: { name: 'app', namespace: appNs } });
+    await admin.create(LlmPolicies, {
+      apiVersion: 'llmproxy.io/v1alpha1',
+      kind: 'LlmPolicy',
+      metadata: { name: 'chat', namespace: appNs },
+      spec: {
+        podSelector: { matchLabels: { app: 'chat' } },
+        providers: [
+          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
+        ],
+        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
+      },
+    } as KubeObject);
+    // The API server may still hold the webhook configuration from before the caBundle patch.
+    let created: StoredPod | undefined;
+    await waitUntil(
+      async () => {
+        const res = await cp.kubectl(['create', '-n', appNs, '-o', 'json', '-f', '-'], {
+          input: JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: {
+              generateName: 'chat-',
+              labels: { app: 'chat' },
+              annotations: { 'llmproxy.io/inject': 'true' },
+            },
+            spec: {
+              serviceAccountName: 'app',
+              containers: [{ name: 'app', image: 'registry.example/chat:1' }],
+            },
+          }),
+        });
+        if (res.code === 0) created = JSON.parse(res.stdout) as StoredPod;
+        return res.code === 0;
+      },
+      30_000,
+      500,
+    );
+    const pod = JSON.parse(
+      await ok(['get', 'pod', '-n', appNs, created?.metadata.name ?? '', '-o', 'json']),
+    ) as StoredPod;
+    expect(pod.metadata.annotations['llmproxy.io/status']).toBeTruthy();
+
+    const { args, env, ports, token } = await sidecarCommand(pod);
+    sidecar = start('dist/sidecar/main.js', args, env);
+    const adminPort = ports.get(String(settings.sidecar.adminPort));
+    await waitUntil(async () => {
+      if (sidecar?.exitCode !== null) throw new Error(`sidecar exited:\n${output}`);
+      const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
+      return res?.status === 200;
+    }, 30_000);
+
+    const appEnv = Object.fromEntries(
+      (pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']),
+    );
+    const baseUrl = (appEnv.OPENAI_BASE_URL ?? '').replace(
+      `:${settings.sidecar.port}/`,
+      `:${ports.get(String(settings.sidecar.port))}/`,
+    );
+    const res = await fetch(`${baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${appEnv.OPENAI_API_KEY}`,
+      },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(fake.requests.some((r) => r.path.endsWith('/chat/completions'))).toBe(true);
+
+    const metrics = await httpsGet(`https://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/llmproxy_operator_connected_sidecars 1\b/);
+    expect(metrics.body).toMatch(/llmproxy_operator_policy_acks_total\{result="ack"\} [1-9]/);
+    expect(metrics.body).toMatch(/llmproxy_operator_leader 1\b/);
+    // No token of the pod's or of the operator's in anything the processes printed.
+    expect(output).not.toContain(token);
+    expect(output).not.toContain(saToken);
+  });
+});
