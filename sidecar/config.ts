@@ -26,6 +26,7 @@ export interface SidecarConfig {
   /** /healthz and /readyz on the pod IP for kubelet, over TLS 1.3 with a self-signed certificate. */
   probeListen?: ListenAddress;
   maxBodyBytes: number;
+  maxBufferedBytes: number;
   upstreamTimeoutMs: number;
   requestTimeoutMs: number;
   /** Where `scope: shared` limits live; without it they hold per pod. */
@@ -61,6 +62,7 @@ export const USAGE = `usage: llmproxy-sidecar (--policy-file FILE | --operator-u
   --listen HOST:PORT        the application's endpoint; loopback only (default 127.0.0.1:8787)
   --admin-listen HOST:PORT  /healthz, /readyz, /metrics (default 127.0.0.1:15020)
   --max-body-bytes N        request body limit (default 1048576)
+  --max-buffered-bytes N    request bytes all requests may hold at once (default 16777216)
   --upstream-timeout-ms N   provider silence before giving up (default 300000)
   --request-timeout-ms N    time for a client to send a whole request (default 30000)
   --redis-url URL           Redis for shared rate limits (env LLMPROXY_REDIS_URL)
@@ -90,6 +92,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
       'max-body-bytes': { type: 'string' },
+      'max-buffered-bytes': { type: 'string' },
       'upstream-timeout-ms': { type: 'string' },
       'request-timeout-ms': { type: 'string' },
       'redis-url': { type: 'string' },
@@ -152,6 +155,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
       values['max-body-bytes'],
       1_048_576,
       '--max-body-bytes',
+      1024,
+      problems,
+    ),
+    maxBufferedBytes: parseInteger(
+      values['max-buffered-bytes'],
+      16 * 1_048_576,
+      '--max-buffered-bytes',
       1024,
       problems,
     ),

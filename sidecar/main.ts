@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     telemetry,
     log,
     maxBodyBytes: config.maxBodyBytes,
+    maxBufferedBytes: Math.max(config.maxBufferedBytes, config.maxBodyBytes),
     accessLog: config.logLevel === 'info' || config.logLevel === 'debug',
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });

@@ -48,6 +48,12 @@ export interface PipelineOptions {
   telemetry: Telemetry;
   log: Logger;
   maxBodyBytes: number;
+  /**
+   * Request bytes all requests together may hold in memory. Each request reserves its declared
+   * length (or the body limit when chunked) before a byte is read; past the budget it is refused
+   * as overloaded, so a burst of large prompts cannot exhaust the heap.
+   */
+  maxBufferedBytes: number;
   /** One info line per request; off when the log level is above info. */
   accessLog: boolean;
   upstreamTimeoutMs: number;
@@ -76,10 +82,12 @@ interface Exchange {
   entity?: string;
   /** `/{provider}{endpoint}` once routing succeeded; unrouted paths are the client's text. */
   route?: string;
+  reservedBytes?: number;
 }
 
 export function createPipeline(options: PipelineOptions) {
   const { log } = options;
+  let bufferedBytes = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const exchange: Exchange = { started: performance.now() };
@@ -88,6 +96,7 @@ export function createPipeline(options: PipelineOptions) {
     } catch (error) {
       refuse(res, exchange, toProxyError(error));
     } finally {
+      bufferedBytes -= exchange.reservedBytes ?? 0;
       settle(exchange);
       accessLog(req, exchange);
     }
@@ -143,6 +152,17 @@ export function createPipeline(options: PipelineOptions) {
       options.maxBodyBytes,
       runtime.policy.dataProtection?.maxRequestBytes ?? Infinity,
     );
+    const declared = Number(req.headers['content-length']);
+    const reserve = Number.isFinite(declared) ? Math.min(declared, limit) : limit;
+    if (bufferedBytes + reserve > options.maxBufferedBytes) {
+      throw new ProxyError(
+        'overloaded',
+        'the sidecar holds as many request bodies as its memory budget allows; retry shortly',
+        { 'retry-after': '1' },
+      );
+    }
+    bufferedBytes += reserve;
+    exchange.reservedBytes = reserve;
     const raw = await readBoundedBody(req, limit);
     const parsed = parseJsonObject(raw);
     const model = adapter.requestedModel(parsed, endpoint);

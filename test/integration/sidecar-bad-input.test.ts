@@ -173,6 +173,50 @@ describe('smuggling and hostile heads', () => {
   });
 });
 
+describe('memory budget', () => {
+  it('refuses a body that would push the requests in memory past the budget, and recovers', async () => {
+    const tight = await startSidecar({
+      policy: basicPolicy(fake.url),
+      args: [
+        '--max-body-bytes',
+        '4096',
+        '--max-buffered-bytes',
+        '6000',
+        '--request-timeout-ms',
+        '3000',
+      ],
+    });
+    try {
+      // The first request declares 4000 bytes and stalls half way, holding its reservation.
+      const holding = rawRequest(
+        tight.url,
+        [postHead(CHAT, { 'Content-Length': 4000 }), '{"model":'],
+        { timeoutMs: 4_000 },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const refused = await fetch(`${tight.url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'x'.repeat(3000) }],
+        }),
+      });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('overloaded');
+      expect((await holding).status).toBe(408);
+      const after = await fetch(`${tight.url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: okBody,
+      });
+      expect(after.status).toBe(200);
+    } finally {
+      await tight.stop();
+    }
+  });
+});
+
 describe('slow and silent peers', () => {
   jest.setTimeout(15_000);
 
