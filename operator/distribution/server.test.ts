@@ -94,8 +94,11 @@ describe('policy distribution', () => {
   let server: DistributionServer;
   const clients: OperatorConnection[] = [];
 
+  const authorization = new Map<string, 'allow' | 'forbid' | 'unknown'>();
+
   const start = (port = 0) =>
     startDistributionServer({
+      authorize: (pod) => authorization.get(pod.podName) ?? 'allow',
       host: '127.0.0.1',
       port,
       tls: { cert: pki.certPem, key: pki.keyPem },
@@ -131,6 +134,7 @@ describe('policy distribution', () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await server?.close();
     policies.clear();
+    authorization.clear();
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -190,6 +194,27 @@ describe('policy distribution', () => {
       not_a_pod_token: 1,
     });
     expect(server.stats().forbidden).toBe(1);
+  });
+
+  it('refuses a pod that did not opt in with 403, and cuts its stream once it is known', async () => {
+    policies.set('pod-a', policy(['gpt-4o*']));
+    policies.set('pod-b', policy(['gpt-4o*']));
+    authorization.set('pod-a', 'forbid');
+    authorization.set('pod-b', 'unknown');
+    server = await start();
+    expect(await get(server, pki, '/v1/policy/watch', 'token-of-pod-a')).toBe(403);
+    expect(server.stats()).toMatchObject({ forbidden: 1, notInjected: 1, policiesSent: 0 });
+
+    // Not in the caches yet: the stream opens, and nothing is sent until it is known.
+    const received: CompiledPolicy[] = [];
+    const client = connect('token-of-pod-b', received);
+    await waitFor(() => server.podState('uid-b')?.streams === 1);
+    authorization.set('pod-b', 'forbid');
+    server.notify();
+    await waitFor(() => server.podState('uid-b')?.streams === 0);
+    expect(received).toEqual([]);
+    expect(client.state().policyVersion).toBeUndefined();
+    expect(server.stats().notInjected).toBeGreaterThanOrEqual(2);
   });
 
   it('speaks TLS 1.3 only', async () => {

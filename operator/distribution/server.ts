@@ -180,11 +180,14 @@ export async function startDistributionServer(
   };
 
   const push = (entry: PodEntry, stream: Stream): void => {
-    if (authorized(entry.identity) === 'forbid') {
+    const verdict = authorized(entry.identity);
+    if (verdict === 'forbid') {
       refuseNotInjected(entry.identity);
       stream.res.end();
       return;
     }
+    // Not known yet: nothing is sent (fail-closed) until it is.
+    if (verdict === 'unknown') return;
     let policy: CompiledPolicy | undefined;
     try {
       policy = options.policyFor(entry.identity);

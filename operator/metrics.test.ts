@@ -1,0 +1,36 @@
+import { describe, expect, it } from '@jest/globals';
+import { renderOperatorMetrics } from './metrics.js';
+
+describe('renderOperatorMetrics', () => {
+  it('exports refusals under the name the chart alerts on, with one reason label each', () => {
+    const text = renderOperatorMetrics({
+      distribution: {
+        streams: 3,
+        connects: 5,
+        authFailures: {
+          missing_token: 1,
+          invalid_token: 2,
+          not_a_pod_token: 0,
+          review_unavailable: 0,
+        },
+        forbidden: 4,
+        notInjected: 3,
+        throttled: 0,
+        policiesSent: 7,
+        acks: 6,
+        nacks: 1,
+        badRequests: 0,
+        slowConsumers: 0,
+      },
+      leader: true,
+    });
+    expect(text).toContain('# TYPE llmproxy_operator_auth_failures_total counter');
+    expect(text).toContain('llmproxy_operator_auth_failures_total{reason="invalid_token"} 2');
+    expect(text).toContain('llmproxy_operator_auth_failures_total{reason="not_injected"} 3');
+    expect(text).toContain('llmproxy_operator_auth_failures_total{reason="other_pod"} 1');
+    expect(text).toContain('llmproxy_operator_connected_sidecars 3');
+    expect(text).toContain('llmproxy_operator_policy_acks_total{result="nack"} 1');
+    expect(text).toContain('llmproxy_operator_leader 1');
+    expect(text.endsWith('\n')).toBe(true);
+  });
+});
