@@ -63,7 +63,7 @@ const SidecarSection = Type.Object(
       { requests: Type.Optional(ResourceList), limits: Type.Optional(ResourceList) },
       {
         additionalProperties: false,
-        default: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+        default: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } },
       },
     ),
     logLevel: Type.Union(

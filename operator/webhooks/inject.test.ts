@@ -157,7 +157,7 @@ describe('injectPod', () => {
     );
     const sidecar = pod.spec?.initContainers?.[0];
     expect(sidecar?.resources).toEqual({
-      requests: { cpu: '200m', memory: '64Mi' },
+      requests: { cpu: '200m', memory: '96Mi' },
       limits: { memory: '256Mi' },
     });
     expect(sidecar?.args).toContain('debug');
@@ -166,7 +166,7 @@ describe('injectPod', () => {
     ).toThrow(/sidecar-cpu: "lots" is not a quantity/);
     expect(() =>
       injectPod(optedIn({}, { 'llmproxy.io/sidecar-memory': '1Gi' }), testContext()),
-    ).toThrow(/memory request 1Gi exceeds its limit 128Mi/);
+    ).toThrow(/memory request 1Gi exceeds its limit 192Mi/);
     expect(() =>
       injectPod(optedIn({}, { 'llmproxy.io/sidecar-log-level': 'loud' }), testContext()),
     ).toThrow(InjectionError);

@@ -6,6 +6,7 @@
 // volume. No per-namespace ConfigMap has to exist before the pod starts (the webhook makes no
 // API calls), and during a CA rotation the operator can patch the annotation of running pods:
 // the kubelet refreshes the file and the sidecar re-reads it on every connect.
+import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
 import { QUANTITY, type OperatorSettings } from '../config-file.js';
 
 export const ANNOTATION_INJECT = 'llmproxy.io/inject';
@@ -302,6 +303,7 @@ function sidecarContainer(ctx: InjectionContext, settings: SidecarSettings): Con
     fieldEnv('LLMPROXY_POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('LLMPROXY_POD_UID', 'metadata.uid'),
     fieldEnv('LLMPROXY_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
   ];
   if (ctx.config.redis.url) env.push({ name: 'LLMPROXY_REDIS_URL', value: ctx.config.redis.url });
   const container: Container = {

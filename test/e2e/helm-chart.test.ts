@@ -239,7 +239,7 @@ describe('helm template with the default values', () => {
         port: 8787,
         adminPort: 15020,
         probePort: 15021,
-        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+        resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } },
         logLevel: 'info',
         nativeSidecars: 'auto',
       },

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 export const SIDECAR_MAIN = join(ROOT, 'dist/sidecar/main.js');
@@ -58,7 +59,11 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
       `127.0.0.1:${adminPort}`,
       ...(options.args ?? []),
     ],
-    { env: { PATH: process.env.PATH, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      // Launched as a pod launches it: the same V8 heap settings the webhook injects.
+      env: { PATH: process.env.PATH, NODE_OPTIONS: SIDECAR_NODE_OPTIONS, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let output = '';
   const waiters: Array<() => void> = [];
