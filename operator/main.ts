@@ -14,6 +14,7 @@ import {
 } from './config.js';
 import { nackEvent } from './controllers/delivery-events.js';
 import { PolicySource } from './controllers/policy-source.js';
+import { PolicyStatusController } from './controllers/policy-status.js';
 import { startDistributionServer, type DistributionServer } from './distribution/index.js';
 import { KubeClient, loadKubeConfig } from './kube/index.js';
 import { startLeaderElection } from './leader/index.js';
@@ -56,19 +57,25 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
   // The source reports changes before the server exists only while caches fill; none are lost,
   // because a sidecar connecting later gets its current policy on connect.
   let notify: DistributionServer['notify'] = () => {};
+  // Leader-only status writes start once the caches are being filled.
+  const later: { status?: PolicyStatusController } = {};
   const source = new PolicySource({
     client,
     log,
     namespace: config.namespace,
     podLabelSelector: config.podLabelSelector,
     onChange: (affects) => notify(affects),
+    onObjectsChanged: () => later.status?.trigger(),
   });
   // Before admission: a follower's certificate manager waits for the leader's Secret.
   const elector = startLeaderElection({
     client,
     ...config.leaderElection,
     log,
-    onStartedLeading: () => log.info('leading', { reason: config.leaderElection.identity }),
+    onStartedLeading: () => {
+      log.info('leading', { reason: config.leaderElection.identity });
+      later.status?.trigger();
+    },
     onStoppedLeading: () => log.info('standing by', { reason: config.leaderElection.identity }),
   });
 
@@ -169,8 +176,16 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     );
   }
 
+  const status = new PolicyStatusController({
+    client,
+    source,
+    log,
+    isLeader: () => elector.isLeader(),
+  });
+  later.status = status;
   await source.start();
   log.info('caches synced; serving policies', { count: source.synced() ? 1 : 0 });
+  status.trigger();
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -178,6 +193,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     stopping = true;
     log.info('shutting down', { reason: signal });
     if (fromFiles) unwatchFile(certFile);
+    await status.stop();
     await elector.stop();
     await Promise.all(endpoints.map((e) => e.close()));
     await admission?.stop();

@@ -38,6 +38,8 @@ export interface PolicySourceOptions {
   /** Called (coalesced) with a predicate for the pods whose policy may have changed. */
   onChange(affects: (pod: RequestingPod) => boolean): void;
   informer?: Omit<InformerOptions, 'namespace' | 'labelSelector' | 'resumeFrom'>;
+  /** Any change of a cached policy, budget or pod (status writes and deletions too). */
+  onObjectsChanged?(): void;
   /** How long changes are collected before onChange fires. */
   coalesceMs?: number;
 }
@@ -62,13 +64,25 @@ export class PolicySource {
     });
     for (const informer of [this.policies, this.budgets]) {
       informer.subscribe({
-        onChange: (change) => this.policyChanged(change),
-        onSync: () => this.invalidateAll(),
+        onChange: (change) => {
+          this.policyChanged(change);
+          this.objectsChanged();
+        },
+        onSync: () => {
+          this.invalidateAll();
+          this.objectsChanged();
+        },
       });
     }
     this.pods.subscribe({
-      onChange: (change) => this.podChanged(change),
-      onSync: () => this.schedule(() => (this.pendingAll = true)),
+      onChange: (change) => {
+        this.podChanged(change);
+        this.objectsChanged();
+      },
+      onSync: () => {
+        this.schedule(() => (this.pendingAll = true));
+        this.objectsChanged();
+      },
     });
   }
 
@@ -130,6 +144,21 @@ export class PolicySource {
       labels: object.metadata?.labels ?? {},
       serviceAccount: object.spec?.serviceAccountName ?? 'default',
     });
+  }
+
+  /** The cached LlmPolicies. */
+  listPolicies(): KubeObject[] {
+    return this.policies.list();
+  }
+
+  private objectsChanged(): void {
+    try {
+      this.options.onObjectsChanged?.();
+    } catch (err) {
+      this.options.log.error('change hook failed', {
+        reason: (err as { message?: string }).message ?? 'error',
+      });
+    }
   }
 
   private compilerIndex(): CompilerIndex {

@@ -351,4 +351,42 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
     expect(output).not.toContain(token);
     expect(output).not.toContain(saToken);
   });
+
+  it('writes policy status as the ServiceAccount, through the status subresource, only on change', async () => {
+    type Status = {
+      metadata: { resourceVersion: string; generation: number };
+      status?: {
+        observedGeneration?: number;
+        selectedPods?: number;
+        conditions?: { type: string; status: string; reason: string }[];
+      };
+    };
+    const read = async (name: string) =>
+      JSON.parse(await ok(['get', 'llmpolicy', name, '-n', appNs, '-o', 'json'])) as Status;
+    const ready = (p: Status) => p.status?.conditions?.find((c) => c.type === 'Ready');
+    await waitUntil(async () => (await read('chat')).status?.selectedPods === 1, 20_000);
+    const chat = await read('chat');
+    expect(chat.status?.observedGeneration).toBe(chat.metadata.generation);
+    expect(ready(chat)).toMatchObject({ status: 'True', reason: 'Ready' });
+
+    await admin.create(LlmPolicies, {
+      apiVersion: 'llmproxy.io/v1alpha1',
+      kind: 'LlmPolicy',
+      metadata: { name: 'nobody', namespace: appNs },
+      spec: {
+        podSelector: { matchLabels: { app: 'nobody' } },
+        providers: [
+          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
+        ],
+        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
+      },
+    } as KubeObject);
+    await waitUntil(async () => ready(await read('nobody'))?.reason === 'NoPodsSelected', 20_000);
+    expect((await read('nobody')).status?.selectedPods).toBe(0);
+
+    // Nothing changes: no more writes (the resourceVersion stays).
+    const before = (await read('chat')).metadata.resourceVersion;
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await read('chat')).metadata.resourceVersion).toBe(before);
+  });
 });
