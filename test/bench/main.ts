@@ -20,7 +20,9 @@ import {
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DEV = join(ROOT, '.dev');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+/** Targets are measured round-robin and reported as medians, so load drift hits all alike. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CHAT = '/openai/v1/chat/completions';
 const SMALL = chatBody('Say hello.');
 const PROMPT_4K = chatBody(samplePrompt(4096, false));
@@ -112,44 +114,61 @@ async function main(): Promise<void> {
       },
     ];
 
-    const rows: Row[] = [];
-    const measure = async (target: Target, pid?: number) => {
-      log(`measuring ${target.name}`);
-      await measureThroughput(target, 4, 1); // warm up JIT and keep-alive pools
-      const latency = await measureLatency(target, SECONDS);
-      const throughput = await measureThroughput(target, 16, SECONDS);
-      if (throughput.errors > 0 || throughput.non2xx > 0) {
-        throw new Error(
-          `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
-        );
-      }
-      rows.push({ name: target.name, latency, throughput, ...(pid ? { rssMb: rssMb(pid) } : {}) });
-    };
-    await measure({
-      name: 'direct to the provider',
-      url: `${fakeUrl}/v1/chat/completions`,
-      body: SMALL,
-    });
-    await measure({
-      name: 'bare http-proxy-3 pass-through',
-      url: `http://127.0.0.1:${barePort}/v1/chat/completions`,
-      body: SMALL,
-    });
+    const targets: Array<Target & { pid?: number }> = [
+      { name: 'direct to the provider', url: `${fakeUrl}/v1/chat/completions`, body: SMALL },
+      {
+        name: 'bare http-proxy-3 pass-through',
+        url: `http://127.0.0.1:${barePort}/v1/chat/completions`,
+        body: SMALL,
+      },
+    ];
     for (const variant of variants) {
       const sidecar: RunningSidecar = await startSidecar({
         policy: variant.policy,
         args: ['--log-level', 'warn', ...(variant.args ?? [])],
         env: variant.env,
       });
-      try {
-        await measure(
-          { name: variant.name, url: `${sidecar.url}${CHAT}`, body: variant.body },
-          sidecar.process.pid,
-        );
-      } finally {
-        await sidecar.stop();
+      stops.push(() => sidecar.stop());
+      targets.push({
+        name: variant.name,
+        url: `${sidecar.url}${CHAT}`,
+        body: variant.body,
+        pid: sidecar.process.pid,
+      });
+    }
+    const samples = new Map<
+      string,
+      Array<{ latency: LatencyResult; throughput: ThroughputResult }>
+    >();
+    for (const target of targets) await measureThroughput(target, 4, 1); // warm up JIT and pools
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      for (const target of targets) {
+        log(`round ${round}/${ROUNDS}: ${target.name}`);
+        const latency = await measureLatency(target, SECONDS);
+        const throughput = await measureThroughput(target, 16, SECONDS);
+        if (throughput.errors > 0 || throughput.non2xx > 0) {
+          throw new Error(
+            `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
+          );
+        }
+        samples.set(target.name, [...(samples.get(target.name) ?? []), { latency, throughput }]);
       }
     }
+    const rows: Row[] = targets.map((target) => {
+      const runs = samples.get(target.name) ?? [];
+      return {
+        name: target.name,
+        latency: medianBy(
+          runs.map((r) => r.latency),
+          (l) => l.p50Us,
+        ),
+        throughput: medianBy(
+          runs.map((r) => r.throughput),
+          (t) => t.rps,
+        ),
+        ...(target.pid ? { rssMb: rssMb(target.pid) } : {}),
+      };
+    });
     const report = render(rows, await extraSections());
     process.stdout.write(`\n${report}\n`);
     writeFileSync(join(DEV, 'bench.md'), report);
@@ -157,6 +176,12 @@ async function main(): Promise<void> {
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
+}
+
+/** The run whose key figure is the median of the runs. */
+function medianBy<T>(runs: T[], key: (run: T) => number): T {
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor(sorted.length / 2)] as T;
 }
 
 function chatBody(prompt: string): string {
@@ -232,7 +257,7 @@ function render(rows: Row[], sections: string[]): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end. ` +
-      `Load generator, fake provider, baseline and sidecar share this machine; ${SECONDS}s per measurement; sidecars run with --log-level warn (no access line per request).`,
+      `Load generator, fake provider, baseline and sidecars share this machine. Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
     '',
     '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | peak RSS |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
