@@ -352,6 +352,47 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
     expect(output).not.toContain(saToken);
   });
 
+  it('refuses a policy (403, counted) to a pod that projects an llmproxy.io token without opting in', async () => {
+    // Selected by the policy, but not annotated for injection: the webhook never saw it.
+    const stray = JSON.parse(
+      await ok(
+        ['create', '-n', appNs, '-o', 'json', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'stray', labels: { app: 'chat' } },
+          spec: {
+            serviceAccountName: 'app',
+            containers: [{ name: 'app', image: 'registry.example/chat:1' }],
+          },
+        }),
+      ),
+    ) as StoredPod;
+    expect(stray.metadata.annotations?.['llmproxy.io/status']).toBeUndefined();
+    const token = await cp.tokenFor(appNs, 'app', {
+      audiences: ['llmproxy.io'],
+      boundPod: { name: 'stray', uid: stray.metadata.uid },
+    });
+    const watch = (): Promise<number> =>
+      new Promise((resolve) => {
+        const req = https.get(
+          `https://127.0.0.1:${settings.operator.distributionPort}/v1/policy/watch`,
+          { rejectUnauthorized: false, headers: { authorization: `Bearer ${token}` } },
+          (res) => {
+            res.destroy();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', () => resolve(0));
+      });
+    // Until the operator's cache has the pod, the stream opens and carries nothing.
+    await waitUntil(async () => (await watch()) === 403, 10_000, 200);
+    const metrics = await httpsGet(`https://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.body).toMatch(
+      /llmproxy_operator_auth_failures_total\{reason="not_injected"\} [1-9]/,
+    );
+  });
+
   it('writes policy status as the ServiceAccount, through the status subresource, only on change', async () => {
     type Status = {
       metadata: { resourceVersion: string; generation: number };
