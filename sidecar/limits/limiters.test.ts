@@ -139,10 +139,10 @@ describe('limiters', () => {
     });
   });
 
-  it('refuses at once, in distinct words, a request whose reservation exceeds the whole bucket', async () => {
+  it('refuses at once, in distinct words, a request whose max output alone exceeds the whole bucket', async () => {
     const { limiters } = setup([limit({ id: 'tpm', tokensPerMinute: 1000 })]);
     const r = await refused(
-      limiters.admit(req({ estimatedInputTokens: 900, maxOutputTokens: 200 })),
+      limiters.admit(req({ estimatedInputTokens: 10, maxOutputTokens: 1200 })),
     );
     expect(r).toMatchObject({ status: 429, reason: 'never_fits', limitId: 'tpm' });
     expect(r.message).toMatch(/can never be admitted/);
@@ -151,6 +151,20 @@ describe('limiters', () => {
       limiters.admit(req({ estimatedInputTokens: 900, maxOutputTokens: 100 })),
     );
     expect(a.headers['RateLimit-Remaining']).toBe('0');
+  });
+
+  it('admits a prompt whose byte-bound estimate exceeds the bucket, reserving the whole bucket until it settles', async () => {
+    const { limiters } = setup([limit({ id: 'tpm', tokensPerMinute: 1000 })]);
+    const big = await admitted(
+      limiters.admit(req({ estimatedInputTokens: 4000, maxOutputTokens: 100 })),
+    );
+    expect(big.headers['RateLimit-Remaining']).toBe('0');
+    big.settle({ inputTokens: 300, outputTokens: 50 });
+    big.release();
+    const next = await admitted(
+      limiters.admit(req({ estimatedInputTokens: 100, maxOutputTokens: 100 })),
+    );
+    expect(Number(next.headers['RateLimit-Remaining'])).toBeGreaterThan(400);
   });
 
   it('settles against real usage: refunds what was reserved but not used', async () => {
@@ -374,7 +388,8 @@ describe('limiter invariants', () => {
             a.settle({ inputTokens: r.usedInput, outputTokens: r.usedOutput });
             a.release();
             used += spent;
-            lastOvershoot = Math.max(0, spent - Math.max(1, r.input + r.maxOutput));
+            // What a request reserves: its estimate, at most a whole bucket (see neverFits).
+            lastOvershoot = Math.max(0, spent - Math.max(1, Math.min(r.input + r.maxOutput, tpm)));
           }
           expect(used).toBeLessThanOrEqual(tpm + (tpm / 60_000) * now + lastOvershoot + 1e-6);
         },

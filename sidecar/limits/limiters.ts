@@ -100,6 +100,11 @@ interface Hold {
   entry: Entry;
   dim: Dimension;
   amount: number;
+  /**
+   * The part of `amount` that is certain: max output tokens (the input is a byte-bound estimate,
+   * often several times the real count). Only this decides that a request can never fit.
+   */
+  certain: number;
   where: Where;
 }
 
@@ -239,17 +244,23 @@ export function createLimiters(options: LimitersOptions): Limiters {
     );
   }
 
-  function plan(matched: Entry[], reservation: number, sharedUp: boolean): Hold[] | Refused {
+  function plan(
+    matched: Entry[],
+    reservation: number,
+    certainTokens: number,
+    sharedUp: boolean,
+  ): Hold[] | Refused {
     const holds: Hold[] = [];
     for (const entry of matched) {
       for (const dim of DIMENSIONS) {
         if (entry.compiled.local[dim] === undefined) continue;
         const amount = dim === 'requests' ? 1 : reservation;
+        const certain = dim === 'requests' ? 1 : certainTokens;
         if (entry.compiled.placement === 'shared') {
-          if (sharedUp) holds.push({ entry, dim, amount, where: 'shared' });
+          if (sharedUp) holds.push({ entry, dim, amount, certain, where: 'shared' });
           else if (onRedisDown === 'closed') return storeDown(entry.compiled.id);
-          else holds.push({ entry, dim, amount, where: 'fallback' });
-        } else holds.push({ entry, dim, amount, where: 'local' });
+          else holds.push({ entry, dim, amount, certain, where: 'fallback' });
+        } else holds.push({ entry, dim, amount, certain, where: 'local' });
       }
     }
     return holds;
@@ -264,10 +275,15 @@ export function createLimiters(options: LimitersOptions): Limiters {
       `shared rate limit "${limitId}" cannot be checked: its store is unavailable`,
     );
 
-  /** A reservation larger than a whole bucket is refused before anything is taken. */
+  /**
+   * A request whose certain part is larger than a whole bucket is refused before anything is
+   * taken. One whose estimate merely exceeds it reserves the whole bucket and settles on the real
+   * usage: the estimate is an upper bound, and refusing on it would turn away prompts that fit.
+   */
   function neverFits(holds: Hold[], now: number): Refused | undefined {
     for (const h of holds) {
       const shape = shapeOf(h);
+      if (h.amount > shape.capacity && h.certain <= shape.capacity) h.amount = shape.capacity;
       if (h.amount > shape.capacity) {
         const state = stateOf(h, now);
         return rateRefusal({
@@ -375,7 +391,7 @@ export function createLimiters(options: LimitersOptions): Limiters {
   async function admitMatched(req: LimitRequest, done: () => void): Promise<Admitted | Refused> {
     const matched = entries.filter((e) => e.compiled.matches(req.provider, req.model));
     const reservation = tokenReservation(req.estimatedInputTokens, req.maxOutputTokens);
-    const planned = plan(matched, reservation, store?.available() ?? false);
+    const planned = plan(matched, reservation, req.maxOutputTokens, store?.available() ?? false);
     if (!Array.isArray(planned)) return planned;
     const rates = await takeRates(planned);
     if (!rates.ok) return rates;

@@ -42,7 +42,7 @@ describe('per-pod limits', () => {
     sidecar = await startSidecar({
       policy: limitedPolicy([
         { id: 'ns/p/rpm', requestsPerMinute: 3, scope: 'pod' },
-        { id: 'ns/p/tpm', tokensPerMinute: 5_000, scope: 'pod', match: { provider: 'anthropic' } },
+        { id: 'ns/p/tpm', tokensPerMinute: 200, scope: 'pod', match: { provider: 'anthropic' } },
       ]),
     });
   });
@@ -62,14 +62,14 @@ describe('per-pod limits', () => {
     expect(body.error).toMatchObject({ code: 'rate_limited', param: 'ns/p/rpm' });
   });
 
-  it('refuses at once, and tells SDKs not to retry, a request that can never fit its token bucket', async () => {
+  it('refuses at once, and tells SDKs not to retry, a request whose output cap alone exceeds its token bucket', async () => {
     const res = await fetch(`${sidecar.url}/anthropic/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         model: 'claude-3-5-haiku-latest',
-        max_tokens: 200,
-        messages: [{ role: 'user', content: 'x'.repeat(40_000) }],
+        max_tokens: 4096, // capped to the grant's 256, which alone exceeds the 200-token bucket
+        messages: [{ role: 'user', content: 'hi' }],
       }),
     });
     expect(res.status).toBe(429);
