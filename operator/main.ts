@@ -181,6 +181,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     source,
     log,
     isLeader: () => elector.isLeader(),
+    identity: config.leaderElection.identity,
   });
   later.status = status;
   await source.start();

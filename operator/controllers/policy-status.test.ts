@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { desiredPolicyStatus } from './policy-status.js';
+import { desiredPolicyStatus, readyTransitionEvent } from './policy-status.js';
 
 const policy = (generation: number, status?: object) => ({
   metadata: { name: 'p', namespace: 'team-a', generation },
@@ -52,5 +52,24 @@ describe('desiredPolicyStatus', () => {
     expect(none.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime).toBe(
       '2026-03-01T00:00:00Z',
     );
+  });
+});
+
+describe('readyTransitionEvent', () => {
+  const p = policy(1);
+  const ready = desiredPolicyStatus(p, 1, '2026-01-01T00:00:00Z');
+  const none = desiredPolicyStatus(p, 0, '2026-01-01T00:00:00Z');
+
+  it('reports a change of Ready, as a Warning when it is not ready', () => {
+    expect(readyTransitionEvent(p, ready, none)).toMatchObject({
+      type: 'Warning',
+      reason: 'NoPodsSelected',
+      regarding: { kind: 'LlmPolicy', name: 'p', namespace: 'team-a' },
+    });
+    expect(readyTransitionEvent(p, undefined, ready)).toMatchObject({ type: 'Normal' });
+  });
+
+  it('stays quiet when only the pod count changed', () => {
+    expect(readyTransitionEvent(p, ready, desiredPolicyStatus(p, 4, 'x'))).toBeUndefined();
   });
 });

@@ -4,7 +4,14 @@
 import type { LlmPolicyStatus } from '../../crds/v1alpha1/index.js';
 import { errorMessage } from '../../sidecar/control/protocol.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
-import { LlmPolicies, sameJson, type KubeClient, type KubeObject } from '../kube/index.js';
+import {
+  LlmPolicies,
+  sameJson,
+  type EventInput,
+  type KubeClient,
+  type KubeObject,
+  type Pod,
+} from '../kube/index.js';
 import type { PolicySource } from './policy-source.js';
 
 type Condition = NonNullable<LlmPolicyStatus['conditions']>[number];
@@ -50,11 +57,54 @@ export function desiredPolicyStatus(
   };
 }
 
+/** The Event for a change of the Ready condition (status or reason), or undefined (pure). */
+export function readyTransitionEvent(
+  policy: PolicyObject,
+  before: LlmPolicyStatus | undefined,
+  after: LlmPolicyStatus,
+): EventInput | undefined {
+  const was = before?.conditions?.find((c) => c.type === 'Ready');
+  const now = after.conditions?.find((c) => c.type === 'Ready');
+  if (!now || (was?.status === now.status && was.reason === now.reason)) return undefined;
+  return {
+    regarding: {
+      apiVersion: 'llmproxy.io/v1alpha1',
+      kind: 'LlmPolicy',
+      namespace: policy.metadata?.namespace,
+      name: policy.metadata?.name,
+      uid: policy.metadata?.uid,
+    },
+    type: now.status === 'True' ? 'Normal' : 'Warning',
+    reason: now.reason,
+    action: 'Reconcile',
+    note: now.message,
+  };
+}
+
+/** The Event flagging an injected pod that no policy selects: its sidecar allows nothing. */
+export function unselectedPodEvent(pod: Pod): EventInput {
+  return {
+    regarding: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      namespace: pod.metadata?.namespace,
+      name: pod.metadata?.name,
+      uid: pod.metadata?.uid,
+    },
+    type: 'Warning',
+    reason: 'NoPolicySelected',
+    action: 'Reconcile',
+    note: 'no LlmPolicy selects this pod: its sidecar allows no model',
+  };
+}
+
 export interface PolicyStatusOptions {
   client: KubeClient;
   source: PolicySource;
   log: Logger;
   isLeader(): boolean;
+  /** This replica, as the reporting instance of Events. */
+  identity: string;
   /** Changes are collected this long before a pass. */
   debounceMs?: number;
   /** A full pass this often anyway (missed events, failed writes). */
@@ -67,6 +117,8 @@ export class PolicyStatusController {
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  /** Injected pods already flagged as selected by no policy (uid). */
+  private readonly flagged = new Set<string>();
   /** Status writes made (for tests and metrics). */
   writes = 0;
 
@@ -106,12 +158,23 @@ export class PolicyStatusController {
     await this.running;
   }
 
+  private event(input: EventInput): void {
+    this.options.client
+      .createEvent(input, 'llmproxy.io/operator', this.options.identity)
+      .catch((err: unknown) =>
+        this.options.log.warn('event not recorded', { reason: errorMessage(err) }),
+      );
+  }
+
   /** One pass over every cached policy; writes only those whose status would change. */
   async reconcileAll(): Promise<void> {
     const { source, client, log } = this.options;
     if (!this.options.isLeader() || !source.synced()) return;
     const counts = new Map<string, number>();
-    for (const pod of source.injectedPods()) {
+    const injected = source.injectedPods();
+    const present = new Set(injected.map((p) => p.metadata?.uid));
+    for (const uid of this.flagged) if (!present.has(uid)) this.flagged.delete(uid);
+    for (const pod of injected) {
       const meta = pod.metadata;
       if (!meta?.name || !meta.namespace || !meta.uid) continue;
       const selecting = source.policiesSelecting({
@@ -120,6 +183,11 @@ export class PolicyStatusController {
         podUid: meta.uid,
       });
       for (const key of selecting) counts.set(key, (counts.get(key) ?? 0) + 1);
+      if (selecting.length > 0) this.flagged.delete(meta.uid);
+      else if (!this.flagged.has(meta.uid)) {
+        this.flagged.add(meta.uid);
+        this.event(unselectedPodEvent(pod));
+      }
     }
     for (const policy of source.listPolicies() as PolicyObject[]) {
       const name = policy.metadata?.name;
@@ -133,7 +201,12 @@ export class PolicyStatusController {
         const result = await client.updateStatus(LlmPolicies, name, namespace, (current) =>
           desiredPolicyStatus(current as PolicyObject, selected, now),
         );
-        if (result.written) this.writes++;
+        if (result.written) {
+          this.writes++;
+          const after = (result.object as PolicyObject | undefined)?.status;
+          const event = after && readyTransitionEvent(policy, policy.status, after);
+          if (event) this.event(event);
+        }
       } catch (err) {
         log.warn('policy status not written', {
           reason: errorMessage(err),

@@ -202,6 +202,38 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** An opted-in Pod, as stored (after the webhook). */
+async function createInjectedPod(labels: Record<string, string>): Promise<StoredPod> {
+  // The API server may still hold the webhook configuration from before the caBundle patch.
+  let created: StoredPod | undefined;
+  await waitUntil(
+    async () => {
+      const res = await cp.kubectl(['create', '-n', appNs, '-o', 'json', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            generateName: `${labels.app ?? 'app'}-`,
+            labels,
+            annotations: { 'llmproxy.io/inject': 'true' },
+          },
+          spec: {
+            serviceAccountName: 'app',
+            containers: [{ name: 'app', image: 'registry.example/chat:1' }],
+          },
+        }),
+      });
+      if (res.code === 0) created = JSON.parse(res.stdout) as StoredPod;
+      return res.code === 0;
+    },
+    30_000,
+    500,
+  );
+  return JSON.parse(
+    await ok(['get', 'pod', '-n', appNs, created?.metadata.name ?? '', '-o', 'json']),
+  ) as StoredPod;
+}
+
 /** The sidecar's args and env, resolved the way the kubelet and cluster DNS would. */
 async function sidecarCommand(pod: StoredPod) {
   const container = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
@@ -285,34 +317,7 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
         models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
       },
     } as KubeObject);
-    // The API server may still hold the webhook configuration from before the caBundle patch.
-    let created: StoredPod | undefined;
-    await waitUntil(
-      async () => {
-        const res = await cp.kubectl(['create', '-n', appNs, '-o', 'json', '-f', '-'], {
-          input: JSON.stringify({
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: {
-              generateName: 'chat-',
-              labels: { app: 'chat' },
-              annotations: { 'llmproxy.io/inject': 'true' },
-            },
-            spec: {
-              serviceAccountName: 'app',
-              containers: [{ name: 'app', image: 'registry.example/chat:1' }],
-            },
-          }),
-        });
-        if (res.code === 0) created = JSON.parse(res.stdout) as StoredPod;
-        return res.code === 0;
-      },
-      30_000,
-      500,
-    );
-    const pod = JSON.parse(
-      await ok(['get', 'pod', '-n', appNs, created?.metadata.name ?? '', '-o', 'json']),
-    ) as StoredPod;
+    const pod = await createInjectedPod({ app: 'chat' });
     expect(pod.metadata.annotations['llmproxy.io/status']).toBeTruthy();
 
     const { args, env, ports, token } = await sidecarCommand(pod);
@@ -424,6 +429,26 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
     } as KubeObject);
     await waitUntil(async () => ready(await read('nobody'))?.reason === 'NoPodsSelected', 20_000);
     expect((await read('nobody')).status?.selectedPods).toBe(0);
+
+    // Transitions and unselected injected pods leave Events (written as the ServiceAccount).
+    const lonely = await createInjectedPod({ app: 'lonely' });
+    const events = async () =>
+      (
+        JSON.parse(await ok(['get', 'events.events.k8s.io', '-n', appNs, '-o', 'json'])) as {
+          items: { reason: string; regarding: { kind: string; name: string } }[];
+        }
+      ).items;
+    await waitUntil(
+      async () =>
+        (await events()).some(
+          (e) => e.reason === 'NoPolicySelected' && e.regarding.name === lonely.metadata.name,
+        ),
+      20_000,
+      200,
+    );
+    expect(
+      (await events()).some((e) => e.reason === 'NoPodsSelected' && e.regarding.name === 'nobody'),
+    ).toBe(true);
 
     // Nothing changes: no more writes (the resourceVersion stays).
     const before = (await read('chat')).metadata.resourceVersion;
