@@ -51,7 +51,13 @@ async function main(): Promise<void> {
   installCrashHandlers(log);
 
   const store = new PolicyStore();
-  const keys = createKeyStore({ log });
+  // The key store is created before telemetry (which redacts its values), so refreshes reach the
+  // metric through this late-bound hook.
+  let onRefresh: (secretId: string, outcome: 'ok' | 'error') => void = () => undefined;
+  const keys = createKeyStore({
+    log,
+    onRefresh: (secretId, outcome) => onRefresh(secretId, outcome),
+  });
   // Every logger and exporter drops any value the key store holds, wherever it appears.
   registerSecretSource(() => keys.knownValues());
   const telemetry = createTelemetry({
@@ -61,6 +67,15 @@ async function main(): Promise<void> {
     secretValues: () => keys.knownValues(),
     ...telemetryOptionsFromEnv(process.env),
   });
+  onRefresh = (secretId, outcome) => {
+    for (const provider of store.current()?.policy.providers ?? []) {
+      const aws =
+        'awsSecretsManager' in provider.credentials
+          ? provider.credentials.awsSecretsManager
+          : undefined;
+      if (aws?.secretId === secretId) telemetry.recordCredentialRefresh(provider.name, outcome);
+    }
+  };
   store.onChange((policy) => keys.apply(policy.providers));
   const limits = createLimiters({
     sharedStore: config.redisUrl

@@ -29,6 +29,8 @@ export interface SecretCacheOptions {
   random?: () => number;
   /** Forced refreshes (after a provider 401/403) closer together than this reuse the last read. */
   minForcedRefreshMs?: number;
+  /** Told of every read or version check, for the credential-refresh metric. */
+  onRefresh?: (secretId: string, outcome: 'ok' | 'error') => void;
 }
 
 const MAX_RETRY_MS = 60_000;
@@ -151,6 +153,7 @@ export class SecretCache {
           if (this.closed) return false;
           this.verifiedAt = clock();
           this.failure = undefined;
+          this.options.onRefresh?.(secretId, 'ok');
           log.debug('secret version unchanged', {
             event: 'secret_unchanged',
             secretId,
@@ -170,6 +173,7 @@ export class SecretCache {
       this.versionId = got.versionId;
       this.verifiedAt = clock();
       this.failure = undefined;
+      this.options.onRefresh?.(secretId, 'ok');
       log.info(rotated ? 'secret rotated' : 'secret loaded', {
         event: rotated ? 'secret_rotated' : 'secret_loaded',
         secretId,
@@ -181,6 +185,7 @@ export class SecretCache {
       const error = caught instanceof SecretReadError ? caught : new SecretReadError('aws_error');
       const count = (this.failure?.count ?? 0) + 1;
       this.failure = { error, at: clock(), count };
+      this.options.onRefresh?.(secretId, 'error');
       log.warn('secret read failed', {
         event: 'secret_read_failed',
         secretId,

@@ -42,6 +42,8 @@ export interface KeyStoreOptions {
   random?: () => number;
   /** How often mounted key files are stat'ed in addition to being watched; default 10 s. */
   filePollIntervalMs?: number;
+  /** Told of every Secrets Manager read or version check (the credential-refresh metric). */
+  onRefresh?: (secretId: string, outcome: 'ok' | 'error') => void;
 }
 
 const DEFAULT_MAX_STALENESS_MS = 60 * 60 * 1000;
@@ -235,6 +237,7 @@ class SourcesKeyStore implements KeyStore {
           log: this.options.log,
           clock: this.clock,
           ...(this.options.random ? { random: this.options.random } : {}),
+          ...(this.options.onRefresh ? { onRefresh: this.options.onRefresh } : {}),
         });
         cache.start();
         return cache;

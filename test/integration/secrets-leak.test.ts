@@ -181,10 +181,13 @@ describe('provider keys from Secrets Manager never leave the sidecar', () => {
     expect(fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${rotatedKey}`);
   });
 
-  it('admin endpoints answer', async () => {
+  it('admin endpoints answer, and /metrics counts credential refreshes by provider and outcome', async () => {
     for (const path of ['/healthz', '/readyz', '/metrics', '/', '/nonexistent']) {
       await call(`${sidecar.adminUrl}${path}`);
     }
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/llmproxy_credential_refreshes[^\n]*outcome="ok"/);
+    expect(metrics).toMatch(/llmproxy_credential_refreshes[^\n]*outcome="error"/);
   });
 
   it('wrote no key anywhere: stdout, stderr, responses, error bodies, admin endpoints', async () => {
