@@ -269,6 +269,10 @@ describe('helm template with the default values', () => {
       'llmproxy-operator',
       '--config',
       '/etc/llmproxy/config.yaml',
+      '--health-listen',
+      '0.0.0.0:8081',
+      '--metrics-listen',
+      '0.0.0.0:9090',
     ]);
     expect(container?.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
