@@ -5,7 +5,6 @@ export { createCompilerIndex, type CompilerIndex, type PodIdentity } from './sel
 export { type CompileResult, type ProviderConflict, originOf } from './compile.js';
 export {
   compileManifestStream,
-  compilePolicyFile,
   parseManifests,
   ManifestError,
   type StandalonePod,

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { format } from 'prettier';
 import { canonicalJson, type CompiledPolicy } from '../compiled.js';
-import { compileManifestStream, compilePolicyFile, ManifestError } from './index.js';
+import { compileManifestStream, ManifestError } from './index.js';
 
 const read = (path: string) => readFileSync(path, 'utf8');
 const clusterExamples = () =>
@@ -104,19 +104,5 @@ describe('compileManifestStream', () => {
     const text = `---\n${read('examples/standalone/llmpolicy.yaml')}\n---\n`;
     const inOther = compileManifestStream(text, { namespace: 'prod', labels: { app: 'demo' } });
     expect(inOther.providers[0]?.models.allow[0]?.from).toEqual(['prod/dev']);
-  });
-});
-
-describe('compilePolicyFile', () => {
-  it('takes a CompiledPolicy file as it is', () => {
-    const compiled = compileManifestStream(clusterExamples(), demoPod);
-    const { version: _version, ...withoutVersion } = compiled;
-    expect(compilePolicyFile(JSON.stringify(withoutVersion), { labels: {} })).toEqual(compiled);
-  });
-
-  it('compiles manifests', () => {
-    expect(compilePolicyFile(clusterExamples(), demoPod)).toEqual(
-      compileManifestStream(clusterExamples(), demoPod),
-    );
   });
 });

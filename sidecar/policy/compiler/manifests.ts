@@ -39,20 +39,6 @@ export function compileManifestStream(yamlText: string, pod: StandalonePod): Com
   });
 }
 
-/** A policy file holds either a CompiledPolicy (YAML or JSON) or LlmPolicy/LlmBudget manifests. */
-export function compilePolicyFile(text: string, pod: StandalonePod): CompiledPolicy {
-  const documents = parseAllDocuments(text);
-  const first = documents.find((d) => d.contents !== null);
-  const firstValue: unknown = first && first.errors.length === 0 ? first.toJS() : undefined;
-  if ((firstValue as { kind?: unknown } | undefined)?.kind === 'CompiledPolicy') {
-    if (documents.filter((d) => d.contents !== null).length > 1) {
-      throw new ManifestError(['a CompiledPolicy file holds exactly one document']);
-    }
-    return parseCompiledPolicy(firstValue);
-  }
-  return compileManifestStream(text, pod);
-}
-
 export function parseManifests(
   yamlText: string,
   namespace: string,
