@@ -3,7 +3,7 @@
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION, type LlmBudget, type LlmPolicy } from '../../../crds/v1alpha1/index.js';
 import { validateObject } from '../../../crds/validate.js';
-import { parseCompiledPolicy, type CompiledPolicy } from '../compiled.js';
+import type { CompiledPolicy } from '../compiled.js';
 import { compile } from './compile-pod.js';
 
 /** The pod as `--pod-labels` (and optionally namespace and service account) describe it. */
