@@ -41,7 +41,7 @@ async function main(): Promise<void> {
 
   step('3/3 local Kubernetes control plane (kube-apiserver + etcd built from pinned Go modules)');
   console.log(
-    '    the first run builds them (about 10 minutes on 2 cores); later runs reuse the cache',
+    '    the first run builds them (10 to 20 minutes on 2 cores); later runs reuse the cache',
   );
   const build = spawnSync('bash', [join(ROOT, 'test/controlplane/build.sh')], { stdio: 'inherit' });
   if (build.status !== 0) throw new Error('the control plane build failed; see its output above');
