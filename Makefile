@@ -38,6 +38,12 @@ bench: test-deps build ## measure the sidecar against a bare pass-through (docs/
 crds: deps ## regenerate crds/*.yaml and the chart's copy from crds/*.ts
 	node --import tsx crds/generate.ts
 
+chart: deps ## lint and render the Helm chart with the pinned helm (its e2e tests: make test)
+	bash test/controlplane/build.sh
+	$(LLMPROXY_CACHE)/bin/helm lint --strict helm/llmproxy
+	$(LLMPROXY_CACHE)/bin/helm template llmproxy helm/llmproxy --namespace llmproxy-system > /dev/null
+	@echo "chart OK: helm/llmproxy lints strictly and renders"
+
 controlplane: ## build pinned kube-apiserver, etcd, kubectl and helm into $(LLMPROXY_CACHE)/bin
 	bash test/controlplane/build.sh
 
