@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,26 +31,12 @@ import type { Logger } from '../../sidecar/telemetry/log.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { freePort, waitUntil } from '../support/sidecar.js';
+import { injectedSidecarCommand, type StoredPod } from '../support/injected-sidecar.js';
 
 const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RUN_LABEL = 'llmproxy-e2e-sidecar-run';
 const run = randomBytes(4).toString('hex');
-
-interface Container {
-  name: string;
-  args?: string[];
-  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
-}
-interface StoredPod {
-  metadata: {
-    name: string;
-    namespace: string;
-    uid: string;
-    annotations: Record<string, string>;
-  };
-  spec: { serviceAccountName: string; initContainers?: Container[]; containers: Container[] };
-}
 
 let cp: ControlPlane;
 let client: KubeClient;
@@ -193,48 +179,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The sidecar's args and env, resolved the way the kubelet and cluster DNS would. */
-async function sidecarCommand(pod: StoredPod) {
-  const container = pod.spec.initContainers?.find((c) => c.name === 'llmproxy-sidecar');
-  if (!container) throw new Error('no sidecar in the stored pod');
-  const mounted = path.join(dir, 'mounted');
-  mkdirSync(path.join(mounted, 'token'), { recursive: true });
-  mkdirSync(path.join(mounted, 'ca'), { recursive: true });
-  const token = await cp.tokenFor(pod.metadata.namespace, pod.spec.serviceAccountName, {
-    audiences: ['llmproxy.io'],
-    boundPod: { name: pod.metadata.name, uid: pod.metadata.uid },
+function sidecarCommand(pod: StoredPod) {
+  return injectedSidecarCommand(cp, pod, {
+    dir,
+    distributionPort: settings.operator.distributionPort,
   });
-  writeFileSync(path.join(mounted, 'token', 'token'), token);
-  writeFileSync(
-    path.join(mounted, 'ca', 'ca.crt'),
-    pod.metadata.annotations['llmproxy.io/ca-bundle'] ?? '',
-  );
-  const ports = new Map<string, number>();
-  const mapPort = async (from: string) => {
-    if (!ports.has(from)) ports.set(from, await freePort());
-    return ports.get(from);
-  };
-  const args: string[] = [];
-  for (const arg of container.args ?? []) {
-    let value = arg.replaceAll('/var/run/secrets/llmproxy.io', mounted);
-    const url = /^https:\/\/[^/]+\.svc:(\d+)$/.exec(value);
-    if (url) value = `https://127.0.0.1:${settings.operator.distributionPort}`;
-    const listen = /^(127\.0\.0\.1|0\.0\.0\.0):(\d+)$/.exec(value);
-    if (listen?.[2]) value = `127.0.0.1:${await mapPort(listen[2])}`;
-    args.push(value);
-  }
-  const fields: Record<string, string> = {
-    'metadata.name': pod.metadata.name,
-    'metadata.namespace': pod.metadata.namespace,
-    'metadata.uid': pod.metadata.uid,
-    'spec.serviceAccountName': pod.spec.serviceAccountName,
-  };
-  const env: Record<string, string> = {};
-  for (const e of container.env ?? []) {
-    const value = e.valueFrom?.fieldRef ? fields[e.valueFrom.fieldRef.fieldPath] : e.value;
-    if (value !== undefined) env[e.name] = value;
-  }
-  return { args, env, ports };
 }
 
 describe('an injected pod, end to end', () => {

@@ -1,0 +1,85 @@
+// Running the sidecar the webhook injected into a stored Pod, out of cluster: its args and env
+// resolved the way the kubelet and cluster DNS would resolve them in the pod.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ControlPlane } from './controlplane.js';
+import { freePort } from './sidecar.js';
+
+export interface InjectedContainer {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+}
+
+export interface StoredPod {
+  metadata: { name: string; namespace: string; uid: string; annotations: Record<string, string> };
+  spec: {
+    serviceAccountName: string;
+    initContainers?: InjectedContainer[];
+    containers: InjectedContainer[];
+  };
+}
+
+export interface InjectedSidecarCommand {
+  args: string[];
+  env: Record<string, string>;
+  /** Pod port → the free loopback port it was mapped to. */
+  ports: Map<string, number>;
+  /** The pod-bound token written where the projected volume would be. */
+  token: string;
+}
+
+/**
+ * The injected sidecar's command for a local process: a pod-bound token and the CA written where
+ * the volumes would mount them (under `dir`), the operator Service URL pointed at loopback, and
+ * every listener moved to a free loopback port.
+ */
+export async function injectedSidecarCommand(
+  cp: ControlPlane,
+  pod: StoredPod,
+  options: { dir: string; distributionPort: number },
+): Promise<InjectedSidecarCommand> {
+  const container = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
+    (c) => c.name === 'llmproxy-sidecar',
+  );
+  if (!container) throw new Error('no sidecar in the stored pod');
+  const mounted = path.join(options.dir, 'mounted');
+  mkdirSync(path.join(mounted, 'token'), { recursive: true });
+  mkdirSync(path.join(mounted, 'ca'), { recursive: true });
+  const token = await cp.tokenFor(pod.metadata.namespace, pod.spec.serviceAccountName, {
+    audiences: ['llmproxy.io'],
+    boundPod: { name: pod.metadata.name, uid: pod.metadata.uid },
+  });
+  writeFileSync(path.join(mounted, 'token', 'token'), token);
+  writeFileSync(
+    path.join(mounted, 'ca', 'ca.crt'),
+    pod.metadata.annotations['llmproxy.io/ca-bundle'] ?? '',
+  );
+  const ports = new Map<string, number>();
+  const mapPort = async (from: string) => {
+    if (!ports.has(from)) ports.set(from, await freePort());
+    return ports.get(from);
+  };
+  const args: string[] = [];
+  for (const arg of container.args ?? []) {
+    let value = arg.replaceAll('/var/run/secrets/llmproxy.io', mounted);
+    if (/^https:\/\/[^/]+\.svc:(\d+)$/.test(value)) {
+      value = `https://127.0.0.1:${options.distributionPort}`;
+    }
+    const listen = /^(127\.0\.0\.1|0\.0\.0\.0):(\d+)$/.exec(value);
+    if (listen?.[2]) value = `127.0.0.1:${await mapPort(listen[2])}`;
+    args.push(value);
+  }
+  const fields: Record<string, string> = {
+    'metadata.name': pod.metadata.name,
+    'metadata.namespace': pod.metadata.namespace,
+    'metadata.uid': pod.metadata.uid,
+    'spec.serviceAccountName': pod.spec.serviceAccountName,
+  };
+  const env: Record<string, string> = {};
+  for (const e of container.env ?? []) {
+    const value = e.valueFrom?.fieldRef ? fields[e.valueFrom.fieldRef.fieldPath] : e.value;
+    if (value !== undefined) env[e.name] = value;
+  }
+  return { args, env, ports, token };
+}
