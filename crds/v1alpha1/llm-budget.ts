@@ -88,6 +88,24 @@ export const LlmBudgetSpec = Type.Object(
 
 export const BudgetStates = ['Ok', 'Warning', 'Exhausted'] as const;
 
+/** Pods that can hold an allowance on one budget at once; more wait for an expired one. */
+export const MAX_ALLOWANCES = 2000;
+
+/** One sidecar's lease: what it may still spend, until when, and its last applied report. */
+export const BudgetAllowance = Type.Object(
+  {
+    pod: Type.String({ minLength: 1, maxLength: 253 }),
+    uid: Type.String({ minLength: 1, maxLength: 64 }),
+    amount: DecimalUsd,
+    expiresAt: Type.String({ format: 'date-time' }),
+    /** The reporting sidecar process, so a restarted one is not taken for a replay. */
+    epoch: Type.String({ minLength: 1, maxLength: 64 }),
+    /** Reports of this epoch up to this sequence number are already counted. */
+    seq: Type.Integer({ minimum: 0, format: 'int64' }),
+  },
+  { additionalProperties: false },
+);
+
 export const LlmBudgetStatus = Type.Object(
   {
     conditions: Type.Optional(Conditions),
@@ -100,6 +118,14 @@ export const LlmBudgetStatus = Type.Object(
     periodStart: Type.Optional(Type.String({ format: 'date-time' })),
     periodEnd: Type.Optional(Type.String({ format: 'date-time' })),
     state: Type.Optional(StringEnum(BudgetStates)),
+    allowances: Type.Optional(
+      Type.Array(BudgetAllowance, {
+        maxItems: MAX_ALLOWANCES,
+        'x-kubernetes-list-type': 'atomic',
+        description:
+          'The ledger: spend leased to each sidecar and not yet reported. Written by the operator only.',
+      }),
+    ),
     alertedThresholds: Type.Optional(
       Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), {
         maxItems: MAX_THRESHOLDS,
@@ -125,6 +151,7 @@ export const LlmBudgetSchema = Type.Object(
 export type PriceOverrideSpec = Static<typeof PriceOverrideSpec>;
 export type LlmBudgetSpec = Static<typeof LlmBudgetSpec>;
 export type LlmBudgetStatus = Static<typeof LlmBudgetStatus>;
+export type BudgetAllowance = Static<typeof BudgetAllowance>;
 export type LlmBudget = Static<typeof LlmBudgetSchema>;
 
 export const LlmBudgetKind: KindDefinition = {
