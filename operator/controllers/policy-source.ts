@@ -3,7 +3,11 @@
 // a pod's compiled policy is reported so the distribution server re-pushes it.
 import type { LlmBudget, LlmPolicy } from '../../crds/v1alpha1/index.js';
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
-import { createCompilerIndex, type CompilerIndex } from '../../sidecar/policy/compiler/index.js';
+import {
+  createCompilerIndex,
+  type CompilerIndex,
+  type PodIdentity,
+} from '../../sidecar/policy/compiler/index.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import {
   Informer,
@@ -28,6 +32,25 @@ export interface RequestingPod {
 /** Set by the mutating webhook on every pod it injected; a pod without it did not opt in. */
 export const INJECTION_STATUS_ANNOTATION = 'llmproxy.io/status';
 
+/**
+ * Whether a pod takes a share of its policies' `scope: shared` limits: injected, and neither
+ * terminating nor finished, so a pod on its way out hands its share back to the others.
+ */
+export function holdsShare(pod: Pod | undefined): boolean {
+  if (!pod?.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION]) return false;
+  if (pod.metadata.deletionTimestamp) return false;
+  const phase = pod.status?.phase;
+  return phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+function identityOf(pod: Pod, namespace: string): PodIdentity {
+  return {
+    namespace,
+    labels: pod.metadata?.labels ?? {},
+    serviceAccount: pod.spec?.serviceAccountName ?? 'default',
+  };
+}
+
 export interface PolicySourceOptions {
   client: KubeClient;
   log: Logger;
@@ -49,6 +72,10 @@ export class PolicySource {
   private readonly budgets: Informer<KubeObject>;
   private readonly pods: Informer<Pod>;
   private index?: CompilerIndex;
+  /** Pods each policy selects among those holding a share; recounted after a change. */
+  private podCounts?: Map<string, number>;
+  /** The counts the last flush announced: pods of policies whose count moved since get re-pushed. */
+  private announcedCounts = new Map<string, number>();
   private readonly pendingNamespaces = new Set<string>();
   private readonly pendingPods = new Set<string>();
   private pendingAll = false;
@@ -109,11 +136,7 @@ export class PolicySource {
     if (this.injection(pod) !== 'allow') return undefined;
     const object = this.pods.get(pod.podName, pod.namespace);
     if (!object) return undefined;
-    return this.compilerIndex().compileFor({
-      namespace: pod.namespace,
-      labels: object.metadata?.labels ?? {},
-      serviceAccount: object.spec?.serviceAccountName ?? 'default',
-    });
+    return this.compilerIndex().compileFor(identityOf(object, pod.namespace), this.counts());
   }
 
   /**
@@ -139,11 +162,18 @@ export class PolicySource {
   policiesSelecting(pod: RequestingPod): string[] {
     const object = this.pods.get(pod.podName, pod.namespace);
     if (!object) return [];
-    return this.compilerIndex().policiesFor({
-      namespace: pod.namespace,
-      labels: object.metadata?.labels ?? {},
-      serviceAccount: object.spec?.serviceAccountName ?? 'default',
-    });
+    return this.compilerIndex().policiesFor(identityOf(object, pod.namespace));
+  }
+
+  /** How many pods holding a share each policy selects: divides its shared limits among them. */
+  counts(): ReadonlyMap<string, number> {
+    this.podCounts ??= this.compilerIndex().countSelected(
+      this.pods
+        .list()
+        .filter((pod) => holdsShare(pod) && pod.metadata?.namespace)
+        .map((pod) => identityOf(pod, pod.metadata!.namespace!)),
+    );
+    return this.podCounts;
   }
 
   /** The cached LlmPolicies. */
@@ -176,27 +206,52 @@ export class PolicySource {
     const after = change.object as { spec?: unknown };
     if (change.type === 'updated' && sameJson(before?.spec, after.spec)) return;
     this.index = undefined;
+    this.podCounts = undefined;
     const namespace = change.object.metadata?.namespace;
     if (namespace) this.schedule(() => this.pendingNamespaces.add(namespace));
   }
 
   private invalidateAll(): void {
     this.index = undefined;
+    this.podCounts = undefined;
     this.schedule(() => (this.pendingAll = true));
   }
 
   private podChanged(change: Change<Pod>): void {
     const uid = change.object.metadata?.uid;
-    if (!uid || change.type === 'deleted') return;
-    const before = change.previous;
-    if (
-      before &&
-      sameJson(before.metadata?.labels, change.object.metadata?.labels) &&
-      before.spec?.serviceAccountName === change.object.spec?.serviceAccountName
-    ) {
+    if (!uid) return;
+    const before = change.type === 'added' ? undefined : (change.previous ?? change.object);
+    const after = change.type === 'deleted' ? undefined : change.object;
+    const selectionSame =
+      before !== undefined &&
+      after !== undefined &&
+      sameJson(before.metadata?.labels, after.metadata?.labels) &&
+      before.spec?.serviceAccountName === after.spec?.serviceAccountName;
+    // A pod that starts or stops holding a share, or takes it to other policies, moves the
+    // shares of every pod of those policies: they are recounted and compared at the flush.
+    const sharesMoved =
+      holdsShare(before) !== holdsShare(after) || (holdsShare(after) && !selectionSame);
+    if (sharesMoved) this.podCounts = undefined;
+    if (!after || selectionSame) {
+      if (sharesMoved) this.schedule(() => {});
       return;
     }
     this.schedule(() => this.pendingPods.add(uid));
+  }
+
+  /** Policies with a shared limit whose pod count (so everyone's share) changed since the last flush. */
+  private movedShares(): Set<string> {
+    const now = this.counts();
+    const before = this.announcedCounts;
+    this.announcedCounts = new Map(now);
+    const index = this.compilerIndex();
+    const moved = new Set<string>();
+    for (const origin of new Set([...before.keys(), ...now.keys()])) {
+      // 0 and 1 pods both mean the whole limit.
+      const changed = Math.max(1, before.get(origin) ?? 0) !== Math.max(1, now.get(origin) ?? 0);
+      if (changed && index.dividesLimits(origin)) moved.add(origin);
+    }
+    return moved;
   }
 
   private schedule(mark: () => void): void {
@@ -214,8 +269,15 @@ export class PolicySource {
     this.pendingNamespaces.clear();
     this.pendingPods.clear();
     if (!this.synced()) return;
+    const moved = this.movedShares();
     try {
-      this.options.onChange((pod) => all || namespaces.has(pod.namespace) || pods.has(pod.podUid));
+      this.options.onChange(
+        (pod) =>
+          all ||
+          namespaces.has(pod.namespace) ||
+          pods.has(pod.podUid) ||
+          (moved.size > 0 && this.policiesSelecting(pod).some((origin) => moved.has(origin))),
+      );
     } catch (err) {
       this.options.log.error('policy change handler failed', {
         reason: (err as { message?: string }).message ?? 'error',

@@ -294,6 +294,47 @@ describe('createCompilerIndex', () => {
     expect(index.compileFor({ ...pod, serviceAccount: 'batch' }).providers).toHaveLength(1);
   });
 
+  it("gives each pod its share of a shared limit, divided by the pods the limit's policy selects", () => {
+    const index = createCompilerIndex(
+      [
+        allowing('a', ['*'], {
+          rateLimits: [
+            { id: 'shared', requestsPerMinute: 90, scope: 'shared' },
+            { id: 'own', requestsPerMinute: 10 },
+          ],
+        }),
+        allowing('b', ['*'], {
+          rateLimits: [{ id: 'rpm', requestsPerMinute: 5, scope: 'shared' }],
+        }),
+      ],
+      [],
+    );
+    const other = { ...pod, labels: { ...pod.labels, pod: 'x' } };
+    const counts = index.countSelected([pod, other, { ...pod, labels: { app: 'nobody' } }]);
+    expect(counts).toEqual(
+      new Map([
+        ['team-a/a', 2],
+        ['team-a/b', 2],
+      ]),
+    );
+    const limits = (c: ReadonlyMap<string, number>) =>
+      (index.compileFor(pod, c).rateLimits ?? []).map((l) => [l.id, l.share]);
+    expect(limits(counts)).toEqual([
+      ['team-a/a/own', undefined],
+      ['team-a/a/shared', 0.5],
+      ['team-a/b/rpm', 0.5],
+    ]);
+    expect(limits(new Map([['team-a/a', 3]]))).toEqual([
+      ['team-a/a/own', undefined],
+      ['team-a/a/shared', 0.333333333],
+      ['team-a/b/rpm', undefined],
+    ]);
+    // One pod (or none counted, as a standalone sidecar compiles): the whole limit.
+    expect(limits(new Map([['team-a/a', 1]]))).toEqual(limits(new Map()));
+    expect(index.compileFor(pod, new Map([['team-a/a', 1]]))).toBe(index.compileFor(pod));
+    expect(index.compileFor(other, counts)).toBe(index.compileFor(pod, counts));
+  });
+
   it('returns the same compiled object for pods with the same selection', () => {
     const index = createCompilerIndex([allowing('a', ['*'])], []);
     expect(index.compileFor(pod)).toBe(

@@ -49,9 +49,24 @@ export interface CompileResult {
 export function mergeSelected(
   policies: readonly LlmPolicy[],
   budgets: readonly LlmBudget[],
+  podCounts?: PodCounts,
 ): CompileResult {
-  return assemble(mergePolicies(policies), budgets);
+  return assemble(mergePolicies(policies, podCounts), budgets);
 }
+
+/**
+ * How many pods each policy selects, by `namespace/name`: a `scope: shared` limit is divided
+ * among them (without Redis each pod enforces its share). Absent or ≤ 1: the whole limit.
+ */
+export type PodCounts = ReadonlyMap<string, number>;
+
+/** One pod's fraction of a limit shared by `pods` pods, rounded down so the shares never sum above 1. */
+export function shareOf(pods: number): number {
+  return Math.max(1, Math.floor(SHARE_UNITS / pods)) / SHARE_UNITS;
+}
+
+/** Shares are multiples of 1e-9: exact enough, and the same bytes on every machine. */
+export const SHARE_UNITS = 1_000_000_000;
 
 /** What the policies alone contribute; pods with the same policies and other budgets share it. */
 export interface PolicyPart {
@@ -59,14 +74,14 @@ export interface PolicyPart {
   conflicts: ProviderConflict[];
 }
 
-export function mergePolicies(policies: readonly LlmPolicy[]): PolicyPart {
+export function mergePolicies(policies: readonly LlmPolicy[], podCounts?: PodCounts): PolicyPart {
   const { providers, conflicts } = compileProviders(policies);
   const input: CompiledPolicyInput = {
     apiVersion: COMPILED_POLICY_API_VERSION,
     kind: 'CompiledPolicy',
     providers,
   };
-  const rateLimits = compileRateLimits(policies);
+  const rateLimits = compileRateLimits(policies, podCounts);
   if (rateLimits.length > 0) input.rateLimits = rateLimits;
   const dataProtection = mergeDataProtection(policies.map((p) => p.spec.dataProtection));
   if (dataProtection) input.dataProtection = dataProtection;
@@ -238,10 +253,14 @@ export function compileCredentials(source: ProviderCredentials): Credentials {
   return { none: {} };
 }
 
-/** Every rate limit of every selecting policy applies, suspended or not: limits only restrict. */
-function compileRateLimits(policies: readonly LlmPolicy[]): RateLimit[] {
+/**
+ * Every rate limit of every selecting policy applies, suspended or not: limits only restrict.
+ * A shared limit of a policy selecting n > 1 pods carries this pod's share, 1/n.
+ */
+function compileRateLimits(policies: readonly LlmPolicy[], podCounts?: PodCounts): RateLimit[] {
   const limits = policies.flatMap((policy) => {
     const origin = originOf(policy);
+    const pods = podCounts?.get(origin) ?? 0;
     return (policy.spec.rateLimits ?? []).map((spec): RateLimit => {
       const limit: RateLimit = {
         id: limitId(origin, spec.id),
@@ -257,6 +276,7 @@ function compileRateLimits(policies: readonly LlmPolicy[]): RateLimit[] {
       if (spec.requestsPerMinute !== undefined) limit.requestsPerMinute = spec.requestsPerMinute;
       if (spec.tokensPerMinute !== undefined) limit.tokensPerMinute = spec.tokensPerMinute;
       if (spec.maxConcurrent !== undefined) limit.maxConcurrent = spec.maxConcurrent;
+      if (limit.scope === 'shared' && pods > 1) limit.share = shareOf(pods);
       return limit;
     });
   });

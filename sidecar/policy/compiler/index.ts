@@ -2,7 +2,13 @@
 // operator for every injected pod and by the standalone sidecar for `--policy-file` manifests.
 export { compile, type CompileInput } from './compile-pod.js';
 export { createCompilerIndex, type CompilerIndex, type PodIdentity } from './selector-index.js';
-export { type CompileResult, type ProviderConflict, originOf } from './compile.js';
+export {
+  type CompileResult,
+  type PodCounts,
+  type ProviderConflict,
+  originOf,
+  shareOf,
+} from './compile.js';
 export {
   compileManifestStream,
   parseManifests,
@@ -11,3 +17,4 @@ export {
 } from './manifests.js';
 export { explain, modelSummary, type Explanation, type Verdict } from './explain.js';
 export { selectorMatches } from './selector.js';
+export { compileCredentials } from './compile.js';

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { LabelSelector, LlmBudget, LlmPolicy } from '../../../crds/v1alpha1/index.js';
 import { canonicalJson, type CompiledPolicy } from '../compiled.js';
 import { compile, createCompilerIndex, explain, type PodIdentity } from './index.js';
-import { mergeSelected, originOf } from './compile.js';
+import { SHARE_UNITS, mergeSelected, originOf } from './compile.js';
 import { selectorMatches } from './selector.js';
 
 const NS = 'ns';
@@ -72,6 +72,7 @@ const spec = fc.record({
     fc.record({
       id: fc.constantFrom('rpm', 'tpm'),
       requestsPerMinute: fc.integer({ min: 1, max: 100 }),
+      scope: fc.constantFrom('pod' as const, 'shared' as const),
     }),
     { maxLength: 2, selector: (r) => r.id },
   ),
@@ -234,6 +235,7 @@ describe('compiler invariants', () => {
     fc.assert(
       fc.property(policies, budgets, fc.array(pod, { maxLength: 5 }), (ps, bs, pods) => {
         const index = createCompilerIndex(ps, bs);
+        const counts = index.countSelected(pods);
         for (const p of pods) {
           const selected = ps
             .filter((x) => selectorMatches(x.spec.podSelector, p.labels))
@@ -247,6 +249,49 @@ describe('compiler invariants', () => {
             .filter((b) => selectorMatches(b.spec.podSelector ?? {}, p.labels))
             .sort((x, y) => (originOf(x) < originOf(y) ? -1 : 1));
           expect(index.compileFor(p)).toEqual(mergeSelected(selected, applying).policy);
+          expect(index.compileFor(p, counts)).toEqual(
+            mergeSelected(selected, applying, counts).policy,
+          );
+          for (const x of selected) expect(counts.get(originOf(x))).toBeGreaterThanOrEqual(1);
+        }
+      }),
+    );
+  });
+
+  it('divides a shared limit among the pods its policy selects: shares sum to 1, never more', () => {
+    fc.assert(
+      fc.property(policies, fc.array(pod, { minLength: 1, maxLength: 12 }), (ps, pods) => {
+        const index = createCompilerIndex(ps, []);
+        const counts = index.countSelected(pods);
+        // Summed in exact units of the share's granularity, so float addition cannot round up.
+        const units = new Map<string, number>();
+        const holders = new Map<string, number>();
+        for (const p of pods) {
+          for (const limit of index.compileFor(p, counts).rateLimits ?? []) {
+            if (limit.scope !== 'shared') {
+              expect(limit.share).toBeUndefined();
+              continue;
+            }
+            const unit = Math.round((limit.share ?? 1) * SHARE_UNITS);
+            expect(unit / SHARE_UNITS).toBe(limit.share ?? 1);
+            units.set(limit.id, (units.get(limit.id) ?? 0) + unit);
+            holders.set(limit.id, (holders.get(limit.id) ?? 0) + 1);
+          }
+        }
+        for (const [id, sum] of units) {
+          expect(sum).toBeLessThanOrEqual(SHARE_UNITS);
+          // Rounding down loses less than one unit per pod.
+          expect(sum).toBeGreaterThan(SHARE_UNITS - holders.get(id)!);
+        }
+      }),
+    );
+  });
+
+  it('leaves shared limits whole without pod counts, as standalone sidecars compile them', () => {
+    fc.assert(
+      fc.property(policies, pod, (ps, p) => {
+        for (const limit of compile({ pod: p, policies: ps, budgets: [] }).rateLimits ?? []) {
+          expect(limit.share).toBeUndefined();
         }
       }),
     );

@@ -9,6 +9,7 @@ import {
   mergePolicies,
   originOf,
   type CompileResult,
+  type PodCounts,
   type PolicyPart,
 } from './compile.js';
 import { podKeys, selectorAnchors, selectorMatches, type Labels } from './selector.js';
@@ -21,14 +22,21 @@ export interface PodIdentity {
 }
 
 export interface CompilerIndex {
-  /** The pod's CompiledPolicy (same selection → the same object). */
-  compileFor(pod: PodIdentity): CompiledPolicy;
+  /**
+   * The pod's CompiledPolicy (same selection and counts → the same object). With `podCounts`
+   * (see countSelected), a policy's `scope: shared` limits carry this pod's share of them.
+   */
+  compileFor(pod: PodIdentity, podCounts?: PodCounts): CompiledPolicy;
   /** Also reports providers defined differently by two granting policies. */
-  compileDetailed(pod: PodIdentity): CompileResult;
+  compileDetailed(pod: PodIdentity, podCounts?: PodCounts): CompileResult;
   /** `namespace/name` of the policies that select the pod, sorted (for status.selectedPods). */
   policiesFor(pod: PodIdentity): string[];
   /** `namespace/name` of the budgets that apply to the pod, sorted. */
   budgetsFor(pod: PodIdentity): string[];
+  /** How many of these pods each policy selects: the `podCounts` that divide shared limits. */
+  countSelected(pods: Iterable<PodIdentity>): Map<string, number>;
+  /** Whether the policy has a shared limit, i.e. whether its pod count changes what pods get. */
+  dividesLimits(origin: string): boolean;
 }
 
 interface Selecting<T> {
@@ -91,6 +99,8 @@ interface Selection {
   key: string;
   /** The same, for the policies alone. */
   policyKey: string;
+  /** Origins of the selected policies with a shared limit: their pod counts matter. */
+  dividing: string[];
 }
 
 /** Sorted by origin; identical origins (which the API server never produces) by content. */
@@ -191,8 +201,26 @@ function selectFor(pod: PodIdentity, index: NamespaceIndex): Selection {
   ].sort((a, b) => compareStrings(a.origin, b.origin));
   const policyKey = `${pod.namespace}\u0000${policyIdx.join(',')}`;
   const key = `${policyKey}\u0000${budgetIdx.join(',')}\u0000${refIdx.sort((a, b) => a - b).join(',')}`;
-  return { selected, budgetsSelected, key, policyKey };
+  const dividing = selected.filter((s) => hasSharedLimit(s.object)).map((s) => s.origin);
+  return { selected, budgetsSelected, key, policyKey, dividing };
 }
+
+function hasSharedLimit(policy: LlmPolicy): boolean {
+  return (policy.spec.rateLimits ?? []).some((limit) => limit.scope === 'shared');
+}
+
+/**
+ * The part of the cache key the pod counts contribute: only those of dividing policies, ≤ 1 as 1,
+ * and '' when nothing is divided (the same compilation as without counts).
+ */
+function countsKey(dividing: readonly string[], podCounts: PodCounts | undefined): string {
+  if (dividing.length === 0 || !podCounts) return '';
+  const counts = dividing.map((origin) => Math.max(1, podCounts.get(origin) ?? 0));
+  return counts.some((n) => n > 1) ? counts.join(',') : '';
+}
+
+/** Compilations kept per index; pod counts change with every rollout, so the cache is bounded. */
+const MAX_CACHED = 20_000;
 
 function servesAccount(policy: LlmPolicy, serviceAccount: string): boolean {
   const names = policy.spec.serviceAccountNames;
@@ -217,6 +245,7 @@ export function createCompilerIndex(
   const selections = new Map<string, Selection>();
   const cache = new Map<string, CompileResult>();
   const policyParts = new Map<string, PolicyPart>();
+  const dividingOrigins = new Set(policies.filter(hasSharedLimit).map(originOf));
 
   function select(pod: PodIdentity): Selection {
     const index = namespaces.get(pod.namespace) ?? empty;
@@ -229,28 +258,47 @@ export function createCompilerIndex(
     return selection;
   }
 
-  function compileDetailed(pod: PodIdentity): CompileResult {
-    const { selected, budgetsSelected, key, policyKey } = select(pod);
-    let result = cache.get(key);
+  function compileDetailed(pod: PodIdentity, podCounts?: PodCounts): CompileResult {
+    const { selected, budgetsSelected, key, policyKey, dividing } = select(pod);
+    const counts = countsKey(dividing, podCounts);
+    let result = cache.get(`${key}\u0000${counts}`);
     if (!result) {
-      let part = policyParts.get(policyKey);
+      if (cache.size >= MAX_CACHED) {
+        cache.clear();
+        policyParts.clear();
+      }
+      let part = policyParts.get(`${policyKey}\u0000${counts}`);
       if (!part) {
-        part = mergePolicies(selected.map((s) => s.object));
-        policyParts.set(policyKey, part);
+        part = mergePolicies(
+          selected.map((s) => s.object),
+          counts ? podCounts : undefined,
+        );
+        policyParts.set(`${policyKey}\u0000${counts}`, part);
       }
       result = assemble(
         part,
         budgetsSelected.map((b) => b.object),
       );
-      cache.set(key, result);
+      cache.set(`${key}\u0000${counts}`, result);
     }
     return result;
   }
 
+  function countSelected(pods: Iterable<PodIdentity>): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const pod of pods) {
+      for (const { origin } of select(pod).selected)
+        counts.set(origin, (counts.get(origin) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   return {
-    compileFor: (pod) => compileDetailed(pod).policy,
+    compileFor: (pod, podCounts) => compileDetailed(pod, podCounts).policy,
     compileDetailed,
     policiesFor: (pod) => select(pod).selected.map((s) => s.origin),
     budgetsFor: (pod) => select(pod).budgetsSelected.map((b) => b.origin),
+    countSelected,
+    dividesLimits: (origin) => dividingOrigins.has(origin),
   };
 }
