@@ -25,7 +25,7 @@ import {
 import { PolicyStore } from './policy/store.js';
 import { createPipeline } from './proxy/pipeline.js';
 import { createProxyServer } from './proxy/server.js';
-import { createKeyStore } from './secrets/index.js';
+import { createKeyStore, type KeyStore } from './secrets/index.js';
 import {
   createLogger,
   createTelemetry,
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
   let onRefresh: (secretId: string, outcome: 'ok' | 'error') => void = () => undefined;
   const keys = createKeyStore({
     log,
+    // Managed mode: the operator pushes the keys of `fetchFrom: operator` providers.
+    operatorKeys: config.operator !== undefined,
     onRefresh: (secretId, outcome) => onRefresh(secretId, outcome),
   });
   // Every logger and exporter drops any value the key store holds, wherever it appears.
@@ -99,7 +101,7 @@ async function main(): Promise<void> {
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });
 
-  const source = await startPolicySource(config, store, log);
+  const source = await startPolicySource(config, store, log, keys);
 
   const proxyServer = createProxyServer({
     handle: pipeline.handle,
@@ -169,6 +171,7 @@ async function startPolicySource(
   config: SidecarConfig,
   store: PolicyStore,
   log: Logger,
+  keys: KeyStore,
 ): Promise<PolicySource> {
   if (config.operator) {
     const operator = config.operator;
@@ -179,6 +182,7 @@ async function startPolicySource(
       podName: config.podName,
       log,
       onPolicy: (policy) => void store.set(policy, Date.now()),
+      onKeys: (pushed) => keys.setOperatorKeys(pushed),
     });
     return {
       mode: 'managed',

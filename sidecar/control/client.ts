@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import type http from 'node:http';
 import { parseCompiledPolicy, type CompiledPolicy } from '../policy/compiled.js';
+import type { OperatorKey } from '../secrets/index.js';
 import type { Logger } from '../telemetry/log.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import {
@@ -30,6 +31,8 @@ export interface OperatorClientOptions {
   caFile: string;
   log: Logger;
   onPolicy(policy: CompiledPolicy): void;
+  /** Keys the operator pushed for `fetchFrom: operator` providers (the whole set each time). */
+  onKeys?(keys: OperatorKey[]): void;
   /** Sent as a cross-check; the operator refuses a name that is not the token's own pod. */
   podName?: string;
   backoff?: BackoffOptions;
@@ -250,6 +253,9 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
                 log.info('connected to operator', { url: base.origin });
               } else if (message.type === 'policy') {
                 receivePolicy(message.policy);
+              } else if (message.type === 'keys') {
+                // Values go to the key store only: never to a log line or an ack.
+                options.onKeys?.(message.keys);
               } else if (state.policyVersion !== undefined) {
                 // A heartbeat on a live stream: the operator would have pushed a newer one.
                 state.confirmedAt = Date.now();

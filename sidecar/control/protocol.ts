@@ -3,6 +3,7 @@
 // separate POSTs. It lives in the sidecar because the operator depends on the sidecar, never
 // the other way round.
 import type { CompiledPolicy } from '../policy/compiled.js';
+import type { OperatorKey } from '../secrets/index.js';
 
 export const WATCH_PATH = '/v1/policy/watch';
 export const ACK_PATH = '/v1/policy/ack';
@@ -25,6 +26,12 @@ export const MAX_ACK_ERROR_CHARS = 1024;
 export type ServerMessage =
   | { type: 'hello'; heartbeatMs: number; pod: string; session?: string }
   | { type: 'policy'; policy: CompiledPolicy }
+  /**
+   * The keys of the `fetchFrom: operator` providers the pod's policy grants, all of them each
+   * time (a provider left out has none). A message of its own, so a policy's content-hash
+   * version never depends on a secret.
+   */
+  | { type: 'keys'; keys: OperatorKey[] }
   | { type: 'heartbeat' };
 
 export interface Ack {
@@ -113,9 +120,45 @@ export function decodeServerMessage(line: string): ServerMessage | undefined {
       }
       // Validated by the receiver with parseCompiledPolicy, which is the contract's own check.
       return { type: 'policy', policy: value.policy as CompiledPolicy };
+    case 'keys':
+      return { type: 'keys', keys: decodeKeys(value.keys) };
     default:
       return undefined;
   }
+}
+
+/** More providers than a policy may name (32 per LlmPolicy, several policies) is malformed. */
+export const MAX_PUSHED_KEYS = 256;
+const PROVIDER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Checks the shape of pushed keys; an error never quotes any part of the message. */
+function decodeKeys(raw: unknown): OperatorKey[] {
+  if (!Array.isArray(raw) || raw.length > MAX_PUSHED_KEYS) {
+    throw new ProtocolError('malformed_message', 'keys message is malformed');
+  }
+  const keys: OperatorKey[] = [];
+  const seen = new Set<string>();
+  for (const item of raw as unknown[]) {
+    if (!isRecord(item)) throw new ProtocolError('malformed_message', 'keys message is malformed');
+    const { provider, secretId, version, value } = item;
+    if (
+      typeof provider !== 'string' ||
+      !PROVIDER_NAME.test(provider) ||
+      seen.has(provider) ||
+      typeof secretId !== 'string' ||
+      secretId.length === 0 ||
+      secretId.length > 2048 ||
+      typeof version !== 'string' ||
+      version.length > 128 ||
+      typeof value !== 'string' ||
+      value.length === 0
+    ) {
+      throw new ProtocolError('malformed_message', 'keys message is malformed');
+    }
+    seen.add(provider);
+    keys.push({ provider, secretId, version, value });
+  }
+  return keys;
 }
 
 /** Validates an untrusted ack body (already size-limited by the caller). */

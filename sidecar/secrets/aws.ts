@@ -48,6 +48,8 @@ export function createSecretsManagerAdapter(region?: string): ClosableSecretsMan
         return {
           versionIdsToStages: out.VersionIdsToStages ?? {},
           ...(out.LastChangedDate ? { lastChangedDate: out.LastChangedDate } : {}),
+          ...(out.LastRotatedDate ? { lastRotatedDate: out.LastRotatedDate } : {}),
+          ...(out.CreatedDate ? { createdDate: out.CreatedDate } : {}),
         };
       } catch (error) {
         throw toReadError(error);

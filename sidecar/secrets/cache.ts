@@ -9,6 +9,8 @@ export interface SecretsManagerAdapter {
   describe(secretId: string): Promise<{
     versionIdsToStages: Record<string, string[]>;
     lastChangedDate?: Date;
+    lastRotatedDate?: Date;
+    createdDate?: Date;
   }>;
   getValue(
     secretId: string,
@@ -31,6 +33,18 @@ export interface SecretCacheOptions {
   minForcedRefreshMs?: number;
   /** Told of every read or version check, for the credential-refresh metric. */
   onRefresh?: (secretId: string, outcome: 'ok' | 'error') => void;
+  /** Told when the value held changes (first load, rotation); never given the value. */
+  onChange?: (secretId: string) => void;
+}
+
+/** What a cache can say about itself without its value: for status and delivery. */
+export interface SecretCacheState {
+  /** The version id of the value held, if any. */
+  version?: string;
+  /** A value is held and within the staleness bound. */
+  usable: boolean;
+  /** Why the latest read failed; absent after a good read. */
+  failure?: SecretReadError;
 }
 
 const MAX_RETRY_MS = 60_000;
@@ -72,6 +86,14 @@ export class SecretCache {
 
   ready(): boolean {
     return this.peek() !== undefined;
+  }
+
+  state(now: number = this.options.clock()): SecretCacheState {
+    return {
+      ...(this.versionId !== undefined ? { version: this.versionId } : {}),
+      usable: this.peek(now) !== undefined,
+      ...(this.failure ? { failure: this.failure.error } : {}),
+    };
   }
 
   /** Every value held: at most one, the current version's. */
@@ -180,6 +202,7 @@ export class SecretCache {
         version: got.versionId,
         durationMs: clock() - started,
       });
+      if (changed) this.options.onChange?.(secretId);
       return changed;
     } catch (caught) {
       const error = caught instanceof SecretReadError ? caught : new SecretReadError('aws_error');

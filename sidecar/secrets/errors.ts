@@ -18,7 +18,8 @@ export type SecretFailureReason =
   | 'stale'
   | 'not_loaded'
   | 'unknown_provider'
-  | 'operator_push_unavailable';
+  | 'operator_push_unavailable'
+  | 'operator_key_not_received';
 
 const explanations: Record<SecretFailureReason, string> = {
   not_found: 'the secret does not exist',
@@ -39,6 +40,8 @@ const explanations: Record<SecretFailureReason, string> = {
   unknown_provider: 'the policy names no such provider',
   operator_push_unavailable:
     'fetchFrom is "operator" but this process receives no keys from the operator',
+  operator_key_not_received:
+    'fetchFrom is "operator" and the operator has not delivered this key (yet): see the LlmPolicy status for why',
 };
 
 /** Thrown by a source when one read fails; the cache turns it into CredentialsUnavailableError. */

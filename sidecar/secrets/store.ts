@@ -24,11 +24,33 @@ export interface KeyStore {
   ready(): boolean;
   /** Redaction support: every secret value currently held (telemetry drops them wherever they appear). */
   knownValues(): string[];
+  /**
+   * Managed mode: the keys the operator pushed for `fetchFrom: operator` providers, replacing
+   * every earlier push (a provider left out has no key any more).
+   */
+  setOperatorKeys(keys: readonly OperatorKey[]): void;
   close(): Promise<void>;
+}
+
+/**
+ * A key the operator read from Secrets Manager and pushed to this pod, for one provider its
+ * policy grants. `secretId` names the secret it came from, so a key pushed for a provider's
+ * previous credentials is never used for its new ones; `version` is the secret's version id.
+ */
+export interface OperatorKey {
+  provider: string;
+  secretId: string;
+  version: string;
+  value: string;
 }
 
 export interface KeyStoreOptions {
   log: Logger;
+  /**
+   * Whether this process receives keys from the operator (managed mode). Without it a
+   * `fetchFrom: operator` provider fails with `operator_push_unavailable`.
+   */
+  operatorKeys?: boolean;
   /** How long a cached Secrets Manager value is served when it cannot be re-checked; default 1 h. */
   maxStalenessMs?: number;
   clock?: () => number;
@@ -79,6 +101,8 @@ class SourcesKeyStore implements KeyStore {
   private readonly providers = new Map<string, ProviderEntry>();
   private readonly shared = new Map<string, Shared>();
   private readonly adapters = new Map<string, SecretsManagerAdapter & { close?(): unknown }>();
+  /** The operator's latest push, by provider. */
+  private pushed = new Map<string, OperatorKey>();
   private readonly clock: () => number;
   private readonly maxStalenessMs: number;
 
@@ -93,7 +117,7 @@ class SourcesKeyStore implements KeyStore {
       const fingerprint = JSON.stringify(credentials);
       const existing = this.providers.get(name);
       if (existing?.fingerprint === fingerprint) continue;
-      const { sourceKey, ref, source } = this.acquire(credentials);
+      const { sourceKey, ref, source } = this.acquire(name, credentials);
       this.providers.set(name, { fingerprint, sourceKey, ref, source });
       if (existing) this.release(existing.sourceKey);
     }
@@ -143,23 +167,38 @@ class SourcesKeyStore implements KeyStore {
   knownValues(): string[] {
     const values = new Set<string>();
     for (const { source } of this.shared.values()) for (const v of source.values()) values.add(v);
+    for (const { value } of this.pushed.values()) values.add(value);
     return [...values];
+  }
+
+  setOperatorKeys(keys: readonly OperatorKey[]): void {
+    // Assigning replaces the only references to the values of the previous push.
+    this.pushed = new Map(keys.map((k) => [k.provider, k]));
+    this.options.log.info('keys received from the operator', {
+      event: 'operator_keys',
+      providers: keys.map((k) => k.provider),
+      versions: keys.map((k) => k.version),
+    });
   }
 
   async close(): Promise<void> {
     for (const { source } of this.shared.values()) source.close();
     this.shared.clear();
     this.providers.clear();
+    this.pushed = new Map();
     await Promise.all([...this.adapters.values()].map(async (a) => a.close?.()));
     this.adapters.clear();
   }
 
-  private acquire(credentials: Credentials): {
+  private acquire(
+    name: string,
+    credentials: Credentials,
+  ): {
     sourceKey: string;
     ref: SecretRef;
     source: KeySource;
   } {
-    const planned = this.plan(credentials);
+    const planned = this.plan(name, credentials);
     let shared = this.shared.get(planned.sourceKey);
     if (!shared) {
       shared = { source: planned.create(), users: 0 };
@@ -180,7 +219,10 @@ class SourcesKeyStore implements KeyStore {
   }
 
   /** What a credential needs: the key it is shared under, how to start it, how to join it. */
-  private plan(credentials: Credentials): {
+  private plan(
+    name: string,
+    credentials: Credentials,
+  ): {
     sourceKey: string;
     ref: SecretRef;
     create: () => KeySource;
@@ -217,10 +259,14 @@ class SourcesKeyStore implements KeyStore {
     const stage = aws.versionStage ?? DEFAULT_STAGE;
     const refreshIntervalMs = (aws.refreshIntervalSeconds ?? DEFAULT_REFRESH_SECONDS) * 1000;
     if (aws.fetchFrom === 'operator') {
+      // Pushes are per provider: the source is the provider's own, not the secret's.
       return {
-        sourceKey: `operator\0${aws.secretId}`,
+        sourceKey: `operator\0${name}\0${aws.secretId}`,
         ref,
-        create: () => failing(new SecretReadError('operator_push_unavailable')),
+        create: () =>
+          this.options.operatorKeys
+            ? this.pushedKey(name, aws.secretId)
+            : failing(new SecretReadError('operator_push_unavailable')),
       };
     }
     return {
@@ -243,6 +289,30 @@ class SourcesKeyStore implements KeyStore {
         return cache;
       },
       join: (source) => (source as SecretCache).tightenRefreshInterval(refreshIntervalMs),
+    };
+  }
+
+  /**
+   * A provider's key as the operator last pushed it. Nothing to read and nothing to refresh:
+   * after a 401 the caller compares the key it used with the latest push (`refresh`).
+   */
+  private pushedKey(provider: string, secretId: string): KeySource {
+    const peek = (): string | undefined => {
+      const key = this.pushed.get(provider);
+      return key?.secretId === secretId ? key.value : undefined;
+    };
+    return {
+      peek,
+      get: async () => {
+        const value = peek();
+        if (value === undefined) throw new SecretReadError('operator_key_not_received');
+        return value;
+      },
+      refresh: async () => false,
+      ready: () => peek() !== undefined,
+      // knownValues() covers every pushed value, used or not.
+      values: () => [],
+      close: () => undefined,
     };
   }
 
@@ -281,7 +351,9 @@ function failing(error: SecretReadError): KeySource {
 }
 
 /** The SDK adapter, imported on first use: the SDK costs memory a file-only sidecar need not pay. */
-function lazyAwsAdapter(region: string | undefined): SecretsManagerAdapter & { close(): unknown } {
+export function lazyAwsAdapter(
+  region: string | undefined,
+): SecretsManagerAdapter & { close(): unknown } {
   const loaded = import('./aws.js').then((m) => m.createSecretsManagerAdapter(region));
   loaded.catch(() => undefined);
   return {
