@@ -89,6 +89,11 @@ const AwsSection = Type.Object(
       maxItems: 64,
       default: ['us-east-1'],
     }),
+    /**
+     * Optional extension: a referenced secret whose DescribeSecret LastChangedDate is older than
+     * this many days is flagged on its LlmPolicy (condition SecretRotationOverdue).
+     */
+    rotationPeriodDays: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -4,6 +4,7 @@
 // one that does the work that must happen once (certificates, caBundles).
 import { existsSync, readFileSync, watchFile, unwatchFile } from 'node:fs';
 import { createLogger, type Logger } from '../sidecar/telemetry/log.js';
+import { registerSecretSource } from '../sidecar/telemetry/secrets.js';
 import { errorMessage } from '../sidecar/control/protocol.js';
 import type { ServingMaterial } from './certs/index.js';
 import {
@@ -16,6 +17,7 @@ import { nackEvent } from './controllers/delivery-events.js';
 import { PolicySource } from './controllers/policy-source.js';
 import { PolicyStatusController } from './controllers/policy-status.js';
 import { startDistributionServer, type DistributionServer } from './distribution/index.js';
+import { SecretRegistry, secretRefsOf } from './keys/index.js';
 import { KubeClient, loadKubeConfig } from './kube/index.js';
 import { startLeaderElection } from './leader/index.js';
 import { renderOperatorMetrics, startEndpoint, type Endpoint } from './metrics.js';
@@ -59,13 +61,36 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
   let notify: DistributionServer['notify'] = () => {};
   // Leader-only status writes start once the caches are being filled.
   const later: { status?: PolicyStatusController } = {};
-  const source = new PolicySource({
+  // Provider keys for `fetchFrom: operator`: one read per secret, pushed to the pods granted it.
+  // A new value reaches every stream; each gets a keys message only if its own keys changed.
+  let keysChanged: NodeJS.Timeout | undefined;
+  const secrets = new SecretRegistry({
+    log,
+    defaultRegion: config.settings?.aws.region,
+    onKeysChanged: () => {
+      keysChanged ??= setTimeout(() => {
+        keysChanged = undefined;
+        notify(() => true);
+      }, 50);
+    },
+    onObserved: () => later.status?.trigger(),
+  });
+  // The operator's log lines drop any value it holds, wherever it appears.
+  registerSecretSource(() => secrets.knownValues());
+  let secretsSync: NodeJS.Timeout | undefined;
+  const source: PolicySource = new PolicySource({
     client,
     log,
     namespace: config.namespace,
     podLabelSelector: config.podLabelSelector,
     onChange: (affects) => notify(affects),
-    onObjectsChanged: () => later.status?.trigger(),
+    onObjectsChanged: () => {
+      later.status?.trigger();
+      secretsSync ??= setTimeout(() => {
+        secretsSync = undefined;
+        secrets.sync(source.listPolicies().flatMap((p) => secretRefsOf(p).map((r) => r.ref)));
+      }, 20);
+    },
   });
   // Before admission: a follower's certificate manager waits for the leader's Secret.
   const elector = startLeaderElection({
@@ -117,6 +142,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     tls,
     reviewToken: (token, audiences) => client.tokenReview(token, audiences),
     policyFor: (pod) => source.policyFor(pod),
+    keysFor: (_pod, policy) => secrets.keysFor(policy),
     authorize: (pod) => source.injection(pod),
     ready: () => source.synced(),
     log,
@@ -182,6 +208,8 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     log,
     isLeader: () => elector.isLeader(),
     identity: config.leaderElection.identity,
+    observeSecret: (ref) => secrets.observe(ref),
+    ...(config.settings ? { rotationPeriodDays: config.settings.aws.rotationPeriodDays } : {}),
   });
   later.status = status;
   await source.start();
@@ -199,6 +227,9 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     await Promise.all(endpoints.map((e) => e.close()));
     await admission?.stop();
     await server.close();
+    clearTimeout(secretsSync);
+    clearTimeout(keysChanged);
+    await secrets.close();
     await source.stop();
     client.close();
     process.exit(0);

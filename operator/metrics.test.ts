@@ -17,6 +17,7 @@ describe('renderOperatorMetrics', () => {
         notInjected: 3,
         throttled: 0,
         policiesSent: 7,
+        keysSent: 2,
         acks: 6,
         nacks: 1,
         badRequests: 0,
@@ -30,6 +31,7 @@ describe('renderOperatorMetrics', () => {
     expect(text).toContain('llmproxy_operator_auth_failures_total{reason="other_pod"} 1');
     expect(text).toContain('llmproxy_operator_connected_sidecars 3');
     expect(text).toContain('llmproxy_operator_policy_acks_total{result="nack"} 1');
+    expect(text).toContain('llmproxy_operator_key_pushes_total 2');
     expect(text).toContain('llmproxy_operator_leader 1');
     expect(text.endsWith('\n')).toBe(true);
   });

@@ -59,6 +59,12 @@ export function renderOperatorMetrics(input: OperatorMetricsInput): string {
       'Compiled policies sent to sidecars.',
       [[{}, d.policiesSent]],
     ),
+    family(
+      'llmproxy_operator_key_pushes_total',
+      'counter',
+      'Provider key sets sent to sidecars (after a policy, a rotation or a withdrawn grant).',
+      [[{}, d.keysSent]],
+    ),
     family('llmproxy_operator_policy_acks_total', 'counter', 'Policy versions acked or nacked.', [
       [{ result: 'ack' }, d.acks],
       [{ result: 'nack' }, d.nacks],

@@ -1,11 +1,12 @@
 // The HTTPS endpoint sidecars hold open to receive their CompiledPolicy, and ack it on.
 // Each stream belongs to one pod, proven by its bound token; what is pushed to it is whatever
 // policyFor(pod) returns, so this module knows nothing about controllers or the compiler.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import https from 'node:https';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
+import type { OperatorKey } from '../../sidecar/secrets/index.js';
 import {
   ACK_PATH,
   MAX_ACK_BYTES,
@@ -37,6 +38,11 @@ export interface DistributionOptions {
   /** The policy this pod should enforce now; undefined while it is not known yet. */
   policyFor(pod: PodIdentity): CompiledPolicy | undefined;
   /**
+   * The keys to push with the policy just sent to this pod: only for providers that policy
+   * grants. Pushed after the policy and whenever they change (notify, e.g. on a rotation).
+   */
+  keysFor?(pod: PodIdentity, policy: CompiledPolicy): OperatorKey[];
+  /**
    * Whether this pod may be served at all: `forbid` for a pod known not to have opted in (no
    * injection status annotation), `unknown` while it is not in the caches yet. A forbidden pod
    * gets 403, and a stream opened while it was unknown is closed once it is known to be forbidden.
@@ -67,6 +73,8 @@ export interface DistributionStats {
   notInjected: number;
   throttled: number;
   policiesSent: number;
+  /** Key sets pushed (after a policy, a rotation or a lost grant). */
+  keysSent: number;
   acks: number;
   nacks: number;
   badRequests: number;
@@ -95,6 +103,8 @@ export interface DistributionServer {
 interface Stream {
   res: http.ServerResponse;
   sent?: string;
+  /** A digest of the keys message last pushed on this stream (a stream never holds values). */
+  keysSent?: string;
   openedAt: number;
 }
 
@@ -136,6 +146,7 @@ export async function startDistributionServer(
     notInjected: 0,
     throttled: 0,
     policiesSent: 0,
+    keysSent: 0,
     acks: 0,
     nacks: 0,
     badRequests: 0,
@@ -195,11 +206,33 @@ export async function startDistributionServer(
       log.error('policyFor failed', { reason: errorMessage(err) });
       return;
     }
-    if (!policy || policy.version === stream.sent) return;
-    if (entry.nacked.includes(policy.version)) return;
-    stream.sent = policy.version;
-    stats.policiesSent++;
-    write(stream, policyLine(policy));
+    if (!policy || entry.nacked.includes(policy.version)) return;
+    if (policy.version !== stream.sent) {
+      stream.sent = policy.version;
+      stats.policiesSent++;
+      write(stream, policyLine(policy));
+    }
+    pushKeys(entry, stream, policy);
+  };
+
+  /** After the policy it belongs to, so the sidecar knows the providers the keys are for. */
+  const pushKeys = (entry: PodEntry, stream: Stream, policy: CompiledPolicy): void => {
+    if (!options.keysFor) return;
+    let keys: OperatorKey[];
+    try {
+      keys = options.keysFor(entry.identity, policy);
+    } catch (err) {
+      log.error('keysFor failed', { reason: errorMessage(err) });
+      return;
+    }
+    // Nothing to say to a stream that never had keys and still has none.
+    if (keys.length === 0 && stream.keysSent === undefined) return;
+    const line = encodeMessage({ type: 'keys', keys });
+    const digest = createHash('sha256').update(line).digest('base64url');
+    if (digest === stream.keysSent) return;
+    stream.keysSent = digest;
+    stats.keysSent++;
+    write(stream, line);
   };
 
   const fail = (res: http.ServerResponse, status: number, code: string, headers = {}): void => {
