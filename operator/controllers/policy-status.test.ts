@@ -1,5 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { desiredPolicyStatus, readyTransitionEvent } from './policy-status.js';
+import { SecretReadError } from '../../sidecar/secrets/index.js';
+import {
+  desiredPolicyStatus,
+  readyTransitionEvent,
+  ROTATION_CONDITION,
+  rotationTransitionEvent,
+  secretProblem,
+  secretProblemReason,
+} from './policy-status.js';
 
 const policy = (generation: number, status?: object) => ({
   metadata: { name: 'p', namespace: 'team-a', generation },
@@ -71,5 +79,133 @@ describe('readyTransitionEvent', () => {
 
   it('stays quiet when only the pod count changed', () => {
     expect(readyTransitionEvent(p, ready, desiredPolicyStatus(p, 4, 'x'))).toBeUndefined();
+  });
+});
+
+describe('secrets in policy status', () => {
+  const withSecrets = (generation: number, status?: object) => ({
+    ...policy(generation, status),
+    spec: {},
+  });
+  const period = 30;
+  const now = '2026-03-01T00:00:00Z';
+
+  it('lists each referenced secret with its last change and says when one is overdue', () => {
+    const status = desiredPolicyStatus(withSecrets(1), 1, now, {
+      secrets: [
+        { provider: 'anthropic', secretId: 'llm/a', lastChanged: '2026-01-01T00:00:00Z' },
+        { provider: 'openai', secretId: 'llm/o', lastChanged: '2026-02-20T00:00:00Z' },
+      ],
+      rotationPeriodDays: period,
+    });
+    expect(status.secrets).toEqual([
+      { provider: 'anthropic', secretId: 'llm/a', lastChangedDate: '2026-01-01T00:00:00Z' },
+      { provider: 'openai', secretId: 'llm/o', lastChangedDate: '2026-02-20T00:00:00Z' },
+    ]);
+    const overdue = status.conditions?.find((c) => c.type === ROTATION_CONDITION);
+    expect(overdue).toMatchObject({ status: 'True', reason: 'RotationOverdue' });
+    expect(overdue?.message).toContain('llm/a');
+    expect(overdue?.message).not.toContain('llm/o');
+    expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
+  it('is not overdue within the period, and writes nothing new from one day to the next', () => {
+    const input = {
+      secrets: [{ provider: 'openai', secretId: 's', lastChanged: '2026-02-20T00:00:00Z' }],
+      rotationPeriodDays: period,
+    };
+    const first = desiredPolicyStatus(withSecrets(1), 1, now, input);
+    expect(first.conditions?.find((c) => c.type === ROTATION_CONDITION)).toMatchObject({
+      status: 'False',
+      reason: 'RotatedRecently',
+    });
+    const nextDay = desiredPolicyStatus(withSecrets(1, first), 1, '2026-03-02T00:00:00Z', input);
+    expect(nextDay).toEqual(first);
+  });
+
+  it.each([
+    ['not_found', 'SecretNotFound'],
+    ['access_denied', 'SecretAccessDenied'],
+    ['no_aws_credentials', 'SecretAccessDenied'],
+    ['json_key_missing', 'SecretInvalid'],
+    ['unreachable', 'SecretUnavailable'],
+  ] as const)('turns Ready False with a precise reason: %s → %s', (reason, expected) => {
+    const status = desiredPolicyStatus(withSecrets(2), 3, now, {
+      secrets: [
+        {
+          provider: 'openai',
+          secretId: 'llm/openai',
+          problem: { reason, message: 'the secret does not exist (ResourceNotFoundException)' },
+        },
+      ],
+      rotationPeriodDays: period,
+    });
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: expected, observedGeneration: 2 });
+    expect(ready?.message).toContain('provider "openai", secret llm/openai');
+    expect(secretProblemReason(reason)).toBe(expected);
+  });
+
+  it('keeps a date it once knew while the secret cannot be described', () => {
+    const first = desiredPolicyStatus(withSecrets(1), 1, now, {
+      secrets: [{ provider: 'openai', secretId: 's', lastChanged: '2026-02-20T00:00:00Z' }],
+      rotationPeriodDays: period,
+    });
+    const blind = desiredPolicyStatus(withSecrets(1, first), 1, now, {
+      secrets: [{ provider: 'openai', secretId: 's' }],
+      rotationPeriodDays: period,
+    });
+    expect(blind).toEqual(first);
+  });
+
+  it('drops secrets and the rotation condition when the policy no longer references any', () => {
+    const first = desiredPolicyStatus(withSecrets(1), 1, now, {
+      secrets: [{ provider: 'openai', secretId: 's', lastChanged: '2026-02-20T00:00:00Z' }],
+      rotationPeriodDays: period,
+    });
+    const none = desiredPolicyStatus(withSecrets(2, first), 1, now, {
+      secrets: [],
+      rotationPeriodDays: period,
+    });
+    expect(none.secrets).toBeUndefined();
+    expect(none.conditions?.map((c) => c.type)).toEqual(['Ready']);
+  });
+
+  it('reports the problems that need a person, and not a blip while a value is still served', () => {
+    const failure = (reason: 'not_found' | 'unreachable') => new SecretReadError(reason);
+    expect(secretProblem({})).toBeUndefined();
+    expect(secretProblem({ read: { usable: false } })).toBeUndefined();
+    expect(
+      secretProblem({ read: { usable: true, failure: failure('unreachable') } }),
+    ).toBeUndefined();
+    expect(secretProblem({ read: { usable: false, failure: failure('unreachable') } })).toEqual({
+      reason: 'unreachable',
+      message: 'AWS Secrets Manager could not be reached',
+    });
+    expect(secretProblem({ read: { usable: true, failure: failure('not_found') } })?.reason).toBe(
+      'not_found',
+    );
+  });
+
+  it('warns once when a secret becomes overdue, and tells when it was rotated', () => {
+    const p = withSecrets(1);
+    const fresh = desiredPolicyStatus(p, 1, now, {
+      secrets: [{ provider: 'openai', secretId: 's', lastChanged: '2026-02-20T00:00:00Z' }],
+      rotationPeriodDays: period,
+    });
+    const old = desiredPolicyStatus(p, 1, '2026-04-01T00:00:00Z', {
+      secrets: [{ provider: 'openai', secretId: 's', lastChanged: '2026-02-20T00:00:00Z' }],
+      rotationPeriodDays: period,
+    });
+    expect(rotationTransitionEvent(p, undefined, fresh)).toBeUndefined();
+    expect(rotationTransitionEvent(p, fresh, old)).toMatchObject({
+      type: 'Warning',
+      reason: 'SecretRotationOverdue',
+    });
+    expect(rotationTransitionEvent(p, old, old)).toBeUndefined();
+    expect(rotationTransitionEvent(p, old, fresh)).toMatchObject({
+      type: 'Normal',
+      reason: 'SecretRotated',
+    });
   });
 });

@@ -11,6 +11,7 @@ import {
   parseCompiledPolicy,
   type CompiledPolicy,
 } from '../../sidecar/policy/compiled.js';
+import type { OperatorKey } from '../../sidecar/secrets/index.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { createTestPki, type TestPki } from '../../test/support/tls.js';
 import type { TokenReviewResult } from '../kube/index.js';
@@ -322,5 +323,83 @@ describe('policy distribution', () => {
     server = await start(port);
     await waitFor(() => received.length === 2, 10_000);
     expect(client.state().policyVersion).toBe(policies.get('pod-a')?.version);
+  });
+});
+
+describe('key delivery', () => {
+  let pki: TestPki;
+  let dir: string;
+  let server: DistributionServer | undefined;
+  const clients: OperatorConnection[] = [];
+  const canary = () => ['sk', 'unit', Math.random().toString(36).slice(2, 14)].join('-');
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-dist-keys-'));
+    writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pushes keys after the policy, again only when they change, and an empty set when they go', async () => {
+    const granted = policy(['gpt-4o*']);
+    const keys = new Map<string, OperatorKey[]>();
+    const first = canary();
+    keys.set('pod-a', [{ provider: 'openai', secretId: 's', version: 'v1', value: first }]);
+    server = await startDistributionServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: pki.certPem, key: pki.keyPem },
+      reviewToken: async (token) => reviews[token] ?? { authenticated: false },
+      policyFor: () => granted,
+      keysFor: (pod) => keys.get(pod.podName) ?? [],
+      log: quiet,
+      heartbeatMs: 200,
+    });
+    const order: string[] = [];
+    const pushed: Record<string, OperatorKey[][]> = { 'pod-a': [], 'pod-b': [] };
+    for (const pod of ['pod-a', 'pod-b'] as const) {
+      const tokenFile = path.join(dir, `${pod}.token`);
+      writeFileSync(tokenFile, `token-of-${pod}\n`);
+      clients.push(
+        connectToOperator({
+          url: server.url,
+          tokenFile,
+          caFile: path.join(dir, 'ca.pem'),
+          log: quiet,
+          onPolicy: () => order.push(`${pod}:policy`),
+          onKeys: (k) => {
+            order.push(`${pod}:keys`);
+            pushed[pod]?.push(k);
+          },
+        }),
+      );
+    }
+    await waitFor(() => pushed['pod-a']?.length === 1 && order.includes('pod-b:policy'));
+    expect(order.filter((o) => o.startsWith('pod-a'))).toEqual(['pod-a:policy', 'pod-a:keys']);
+    expect(pushed['pod-a']?.[0]?.[0]?.value).toBe(first);
+    // pod-b has no keys: it is told nothing about keys at all.
+    expect(pushed['pod-b']).toEqual([]);
+
+    server.notify();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pushed['pod-a']).toHaveLength(1);
+
+    const rotated = canary();
+    keys.set('pod-a', [{ provider: 'openai', secretId: 's', version: 'v2', value: rotated }]);
+    server.notify();
+    await waitFor(() => pushed['pod-a']?.length === 2);
+    expect(pushed['pod-a']?.[1]?.[0]?.value).toBe(rotated);
+    expect(server.stats().keysSent).toBe(2);
+
+    keys.delete('pod-a');
+    server.notify();
+    await waitFor(() => pushed['pod-a']?.length === 3);
+    expect(pushed['pod-a']?.[2]).toEqual([]);
+    expect(pushed['pod-b']).toEqual([]);
   });
 });

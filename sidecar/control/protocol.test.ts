@@ -51,6 +51,45 @@ describe('stream messages', () => {
     expect(() => decodeServerMessage('[1]')).toThrow(ProtocolError);
     expect(() => decodeServerMessage('{"type":"policy"}')).toThrow(ProtocolError);
   });
+
+  it('round-trips a keys message', () => {
+    const value = ['sk', 'unit', Math.random().toString(36).slice(2)].join('-');
+    const keys = [{ provider: 'openai', secretId: 'llm/openai', version: 'v1', value }];
+    expect(decodeServerMessage(encodeMessage({ type: 'keys', keys }).trim())).toEqual({
+      type: 'keys',
+      keys,
+    });
+    expect(decodeServerMessage('{"type":"keys","keys":[]}')).toEqual({ type: 'keys', keys: [] });
+  });
+
+  it('refuses a malformed keys message without quoting any of it', () => {
+    const value = ['sk', 'unit', Math.random().toString(36).slice(2)].join('-');
+    const bad = [
+      { keys: 'x' },
+      { keys: [{ provider: 'openai', secretId: 's', version: 'v' }] },
+      { keys: [{ provider: 'Not A Name', secretId: 's', version: 'v', value }] },
+      { keys: [{ provider: 'openai', secretId: '', version: 'v', value }] },
+      {
+        keys: [
+          { provider: 'openai', secretId: 's', version: 'v', value },
+          { provider: 'openai', secretId: 's', version: 'v', value },
+        ],
+      },
+    ];
+    for (const body of bad) {
+      const line = JSON.stringify({ type: 'keys', ...body });
+      const error = (() => {
+        try {
+          decodeServerMessage(line);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect((error as Error).message).not.toContain(value);
+    }
+  });
 });
 
 describe('decodeAck', () => {

@@ -166,6 +166,65 @@ describe('KeyStore', () => {
     await expect(store.refresh('unknown')).resolves.toBe(false);
   });
 
+  it('serves a fetchFrom operator key only once the operator pushed it for that secret', async () => {
+    store = createKeyStore({ log: quiet, operatorKeys: true });
+    const credentials = {
+      awsSecretsManager: { secretId: 'llm/openai', fetchFrom: 'operator' as const },
+    };
+    store.apply([{ name: 'openai', credentials }]);
+    expect(store.ready()).toBe(false);
+    await expect(store.key('openai')).rejects.toMatchObject({
+      code: 'credentials_unavailable',
+      reason: 'operator_key_not_received',
+    });
+    const first = canary();
+    // A key pushed for another secret (the provider's previous credentials) is not used.
+    store.setOperatorKeys([{ provider: 'openai', secretId: 'old', version: 'v0', value: first }]);
+    expect(store.peek('openai')).toBeUndefined();
+    store.setOperatorKeys([
+      { provider: 'openai', secretId: 'llm/openai', version: 'v1', value: first },
+    ]);
+    await expect(store.key('openai')).resolves.toBe(first);
+    expect(store.ready()).toBe(true);
+    expect(store.knownValues()).toEqual([first]);
+  });
+
+  it('answers a refused request with the latest push, and forgets keys left out of a push', async () => {
+    store = createKeyStore({ log: quiet, operatorKeys: true });
+    store.apply([
+      {
+        name: 'openai',
+        credentials: { awsSecretsManager: { secretId: 's', fetchFrom: 'operator' } },
+      },
+    ]);
+    const first = canary();
+    const rotated = canary();
+    store.setOperatorKeys([{ provider: 'openai', secretId: 's', version: 'v1', value: first }]);
+    await expect(store.refresh('openai', first)).resolves.toBe(false);
+    store.setOperatorKeys([{ provider: 'openai', secretId: 's', version: 'v2', value: rotated }]);
+    await expect(store.refresh('openai', first)).resolves.toBe(true);
+    expect(store.peek('openai')).toBe(rotated);
+    expect(store.knownValues()).toEqual([rotated]);
+    store.setOperatorKeys([]);
+    expect(store.peek('openai')).toBeUndefined();
+    expect(store.knownValues()).toEqual([]);
+    const error = await store.key('openai').catch((e: unknown) => e);
+    expect(JSON.stringify(error) + (error as Error).message).not.toContain(rotated);
+  });
+
+  it('never logs a pushed value', async () => {
+    const lines: string[] = [];
+    const record = (m: string, f?: object) => lines.push(JSON.stringify({ m, ...f }));
+    store = createKeyStore({
+      log: { error: record, warn: record, info: record, debug: record },
+      operatorKeys: true,
+    });
+    const value = canary();
+    store.setOperatorKeys([{ provider: 'openai', secretId: 's', version: 'v9', value }]);
+    expect(lines.join('\n')).toContain('v9');
+    expect(lines.join('\n')).not.toContain(value);
+  });
+
   it('refuses fetchFrom operator in a process that receives no keys from the operator', async () => {
     store = createKeyStore({ log: quiet, secretsManager: fakeSecretsManager({}).factory });
     store.apply([
