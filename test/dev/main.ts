@@ -128,7 +128,7 @@ async function installApi(cp: ControlPlane): Promise<void> {
     '--timeout=30s',
   ]);
   for (const file of [
-    'examples/namespace.yaml',
+    'examples/00-namespace.yaml',
     'examples/llmpolicy.yaml',
     'examples/llmbudget.yaml',
   ]) {

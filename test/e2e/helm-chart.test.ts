@@ -16,7 +16,7 @@ import {
   parseManifests,
   toYamlStream,
   type Manifest,
-} from './testdata/chart.js';
+} from '../support/chart.js';
 
 /**
  * The operator's own parser of /etc/llmproxy/config.yaml (operator/config-file.ts), loaded by

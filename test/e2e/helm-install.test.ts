@@ -27,7 +27,7 @@ import {
   kubectlWith,
   serviceAccountKubeconfig,
   type InstalledChart,
-} from './testdata/chart.js';
+} from '../support/chart.js';
 
 const CRDS = ['crd/llmpolicies.llmproxy.io', 'crd/llmbudgets.llmproxy.io'];
 

@@ -31,7 +31,7 @@ import {
   installedOperatorConfig,
   serviceAccountKubeconfig,
   type InstalledChart,
-} from './testdata/chart.js';
+} from '../support/chart.js';
 
 let cp: ControlPlane;
 let admin: KubeClient;

@@ -1,9 +1,10 @@
 // Running the sidecar the webhook injected into a stored Pod, out of cluster: its args and env
 // resolved the way the kubelet and cluster DNS would resolve them in the pod.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ControlPlane } from './controlplane.js';
-import { freePort } from './sidecar.js';
+import { SIDECAR_MAIN, freePort, waitUntil } from './sidecar.js';
 
 export interface InjectedContainer {
   name: string;
@@ -37,7 +38,12 @@ export interface InjectedSidecarCommand {
 export async function injectedSidecarCommand(
   cp: ControlPlane,
   pod: StoredPod,
-  options: { dir: string; distributionPort: number },
+  options: {
+    dir: string;
+    distributionPort: number;
+    /** Pod port → the loopback port to use for it instead of a free one (make dev's fixed ports). */
+    fixedPorts?: Record<string, number>;
+  },
 ): Promise<InjectedSidecarCommand> {
   const container = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find(
     (c) => c.name === 'llmproxy-sidecar',
@@ -57,7 +63,7 @@ export async function injectedSidecarCommand(
   );
   const ports = new Map<string, number>();
   const mapPort = async (from: string) => {
-    if (!ports.has(from)) ports.set(from, await freePort());
+    if (!ports.has(from)) ports.set(from, options.fixedPorts?.[from] ?? (await freePort()));
     return ports.get(from);
   };
   const args: string[] = [];
@@ -82,4 +88,63 @@ export async function injectedSidecarCommand(
     if (value !== undefined) env[e.name] = value;
   }
   return { args, env, ports, token };
+}
+
+export interface InjectedSidecar extends InjectedSidecarCommand {
+  process: ChildProcess;
+  /** The loopback port of the pod port named by a flag, e.g. `--listen`, `--admin-listen`. */
+  portOf(flag: string): number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the built sidecar (dist/) with the stored Pod's injected command and waits for /readyz
+ * (a policy and every provider key), or with `waitFor: 'listening'` only for /healthz.
+ */
+export async function startInjectedSidecar(
+  cp: ControlPlane,
+  pod: StoredPod,
+  options: Parameters<typeof injectedSidecarCommand>[2] & {
+    onOutput?(text: string): void;
+    readyTimeoutMs?: number;
+    waitFor?: 'ready' | 'listening';
+  },
+): Promise<InjectedSidecar> {
+  const command = await injectedSidecarCommand(cp, pod, options);
+  let output = '';
+  const child = spawn(process.execPath, [SIDECAR_MAIN, ...command.args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, NODE_OPTIONS: '', ...command.env },
+  });
+  const onData = (d: Buffer) => {
+    output += d.toString();
+    options.onOutput?.(d.toString());
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const portOf = (flag: string): number => {
+    const value = command.args[command.args.indexOf(flag) + 1] ?? '';
+    return Number(/:(\d+)$/.exec(value)?.[1] ?? 0);
+  };
+  const stop = (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
+  };
+  try {
+    await waitUntil(async () => {
+      if (child.exitCode !== null) throw new Error(`the sidecar exited:\n${output}`);
+      const probe = options.waitFor === 'listening' ? 'healthz' : 'readyz';
+      const url = `http://127.0.0.1:${portOf('--admin-listen')}/${probe}`;
+      return (await fetch(url).catch(() => undefined))?.status === 200;
+    }, options.readyTimeoutMs ?? 30_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ...command, process: child, portOf, output: () => output, stop };
 }

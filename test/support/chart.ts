@@ -1,4 +1,4 @@
-// The Helm chart in tests: run the pinned helm against the shared control plane, install the
+// The Helm chart in tests and `make dev`: run the pinned helm against the shared control plane, install the
 // chart safely next to other tests, and act as the chart's ServiceAccount (the operator's
 // identity) with a minted token, e.g. to run the operator out of cluster under exactly the
 // chart's RBAC:
@@ -17,10 +17,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
-import { SERVICE_ACCOUNT_ISSUER } from '../../support/controlplane.js';
-import type { ControlPlane, KubectlResult } from '../../support/e2e.js';
+import { SERVICE_ACCOUNT_ISSUER, type ControlPlane, type KubectlResult } from './controlplane.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHART_DIR = path.join(REPO_ROOT, 'helm/llmproxy');
 export const TESTDATA_DIR = path.join(REPO_ROOT, 'test/e2e/testdata');
 
@@ -123,10 +122,13 @@ export interface InstalledChart {
   output: string;
 }
 
-/** `helm install` into the namespace, with a unique release name; extra args are passed on. */
+/**
+ * `helm install` into the namespace, with a unique release name; extra args are passed on.
+ * Isolated (isolatedValues) unless `isolate: false`, for a control plane of one's own (make dev).
+ */
 export async function installChart(
   cp: ControlPlane,
-  opts: { namespace: string; release?: string; args?: string[] },
+  opts: { namespace: string; release?: string; args?: string[]; isolate?: boolean },
 ): Promise<InstalledChart> {
   const release = opts.release ?? `llmproxy-${randomBytes(3).toString('hex')}`;
   const output = await helmOk(cp, [
@@ -135,7 +137,7 @@ export async function installChart(
     CHART_DIR,
     '--namespace',
     opts.namespace,
-    ...isolatedValues(opts.namespace),
+    ...(opts.isolate === false ? [] : isolatedValues(opts.namespace)),
     ...(opts.args ?? []),
   ]);
   return {
