@@ -13,6 +13,8 @@ import {
   parseOperatorConfig,
   type OperatorConfig,
 } from './config.js';
+import { answerLease, BudgetLedger } from './budgets/index.js';
+import type { LlmBudget } from '../crds/v1alpha1/index.js';
 import { nackEvent } from './controllers/delivery-events.js';
 import { PolicySource } from './controllers/policy-source.js';
 import { PolicyStatusController } from './controllers/policy-status.js';
@@ -33,6 +35,9 @@ function packageVersion(): string {
   }
   return '0.0.0';
 }
+
+/** How often the leader checks idle budgets for a new period or expired leases (a pure check). */
+const BUDGET_REFRESH_MS = 5000;
 
 async function main(): Promise<void> {
   let config: OperatorConfig;
@@ -136,6 +141,10 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
   const tls = fromFiles ? readTls() : managed;
   if (!tls) throw new Error('no serving certificate: give --tls-*-file or --config');
 
+  const recordEvent = (event: Parameters<KubeClient['createEvent']>[0]) =>
+    client.createEvent(event, 'llmproxy.io/operator', config.leaderElection.identity);
+  // Every replica counts the spend its sidecars report; the status write is conditional.
+  const ledger = new BudgetLedger({ client, log, recordEvent });
   const server = await startDistributionServer({
     host: config.listen.host,
     port: config.listen.port,
@@ -144,6 +153,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     policyFor: (pod) => source.policyFor(pod),
     keysFor: (_pod, policy) => secrets.keysFor(policy),
     authorize: (pod) => source.injection(pod),
+    lease: (pod, request) => answerLease(ledger, pod, source.policyFor(pod), request),
     ready: () => source.synced(),
     log,
     onAck: (pod, ack) => {
@@ -212,6 +222,14 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     ...(config.settings ? { rotationPeriodDays: config.settings.aws.rotationPeriodDays } : {}),
   });
   later.status = status;
+  // The leader alone starts periods and expires leases of budgets no sidecar reports on.
+  const budgetTimer = setInterval(() => {
+    if (!elector.isLeader() || !source.synced()) return;
+    for (const budget of source.listBudgets()) {
+      void ledger.refreshIfStale(budget as unknown as LlmBudget);
+    }
+  }, BUDGET_REFRESH_MS);
+  budgetTimer.unref();
   await source.start();
   log.info('caches synced; serving policies', { count: source.synced() ? 1 : 0 });
   status.trigger();
@@ -222,11 +240,13 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     stopping = true;
     log.info('shutting down', { reason: signal });
     if (fromFiles) unwatchFile(certFile);
+    clearInterval(budgetTimer);
     await status.stop();
     await elector.stop();
     await Promise.all(endpoints.map((e) => e.close()));
     await admission?.stop();
     await server.close();
+    ledger.close();
     clearTimeout(secretsSync);
     clearTimeout(keysChanged);
     await secrets.close();

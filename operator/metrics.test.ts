@@ -20,6 +20,7 @@ describe('renderOperatorMetrics', () => {
         keysSent: 2,
         acks: 6,
         nacks: 1,
+        leases: 0,
         badRequests: 0,
         slowConsumers: 0,
       },

@@ -13,7 +13,8 @@ import {
 } from './config.js';
 import { selfSignedCertificate } from './admin/self-signed.js';
 import { createAdminServer, createProbeServer, type AdminServerOptions } from './admin/server.js';
-import { connectToOperator } from './control/index.js';
+import { BudgetAllowances } from './budget/allowances.js';
+import { connectToOperator, type OperatorConnection } from './control/index.js';
 import { connectSharedStore, createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
 import {
@@ -87,12 +88,39 @@ async function main(): Promise<void> {
     log,
   });
   store.onChange((policy) => limits.apply(policy.rateLimits ?? []));
+  // Budgets are enforced with allowances the operator leases, so only in managed mode.
+  const link: { connection?: OperatorConnection } = {};
+  const budgets = config.operator
+    ? new BudgetAllowances({
+        log,
+        transport: {
+          lease: (request) =>
+            link.connection
+              ? link.connection.lease(request)
+              : Promise.reject(new Error('not connected to the operator yet')),
+        },
+      })
+    : undefined;
+  let warnedStandaloneBudgets = false;
+  store.onChange((policy) => {
+    if (budgets) budgets.setBudgets(policy.budgets ?? []);
+    else if ((policy.budgets?.length ?? 0) > 0 && !warnedStandaloneBudgets) {
+      warnedStandaloneBudgets = true;
+      log.warn(
+        'LlmBudgets are enforced in managed mode only: this standalone sidecar meters spend but does not cap it',
+        {
+          event: 'budgets_not_enforced',
+        },
+      );
+    }
+  });
   const upstream = createUpstream();
   const pipeline = createPipeline({
     currentPolicy: () => store.current(),
     keys,
     upstream,
     limits,
+    ...(budgets ? { budgets } : {}),
     telemetry,
     log,
     maxBodyBytes: config.maxBodyBytes,
@@ -101,7 +129,7 @@ async function main(): Promise<void> {
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });
 
-  const source = await startPolicySource(config, store, log, keys);
+  const source = await startPolicySource(config, store, log, link, keys);
 
   const proxyServer = createProxyServer({
     handle: pipeline.handle,
@@ -151,6 +179,8 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => proxyServer.closeAllConnections(), 10_000);
     deadline.unref();
     await closing;
+    // Spend of the last requests is reported and unspent allowances handed back.
+    await budgets?.close();
     upstream.close();
     await Promise.all([keys.close(), limits.close(), telemetry.shutdown()]);
     process.exit(0);
@@ -171,6 +201,7 @@ async function startPolicySource(
   config: SidecarConfig,
   store: PolicyStore,
   log: Logger,
+  link: { connection?: OperatorConnection },
   keys: KeyStore,
 ): Promise<PolicySource> {
   if (config.operator) {
@@ -184,6 +215,7 @@ async function startPolicySource(
       onPolicy: (policy) => void store.set(policy, Date.now()),
       onKeys: (pushed) => keys.setOperatorKeys(pushed),
     });
+    link.connection = connection;
     return {
       mode: 'managed',
       policyAge: () => connection.policyAge(),

@@ -17,7 +17,7 @@ const BUDGET = 'team-a/monthly';
 const ref = (action: 'block' | 'alert' = 'block'): BudgetRef => ({
   id: BUDGET,
   action,
-  from: { kind: 'LlmBudget', namespace: 'team-a', name: 'monthly' },
+  from: ['team-a/monthly'],
 });
 
 /** An in-memory operator: the ledger's pure core, with a switch to make it unreachable. */

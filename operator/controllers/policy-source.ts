@@ -176,6 +176,11 @@ export class PolicySource {
     return this.podCounts;
   }
 
+  /** The cached LlmBudgets. */
+  listBudgets(): KubeObject[] {
+    return this.budgets.list();
+  }
+
   /** The cached LlmPolicies. */
   listPolicies(): KubeObject[] {
     return this.policies.list();

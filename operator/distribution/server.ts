@@ -9,14 +9,19 @@ import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { OperatorKey } from '../../sidecar/secrets/index.js';
 import {
   ACK_PATH,
+  LEASE_PATH,
   MAX_ACK_BYTES,
+  MAX_LEASE_BYTES,
   SESSION_HEADER,
   STREAM_CONTENT_TYPE,
   WATCH_PATH,
   decodeAck,
+  decodeLeaseRequest,
   errorMessage,
   encodeMessage,
   type Ack,
+  type LeaseRequest,
+  type LeaseResponse,
 } from '../../sidecar/control/protocol.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import type { TokenReviewResult } from '../kube/index.js';
@@ -50,13 +55,17 @@ export interface DistributionOptions {
   authorize?(pod: PodIdentity): 'allow' | 'forbid' | 'unknown';
   log: Logger;
   onAck?(pod: PodIdentity, ack: Ack): void;
+  /** Spend reports and allowance requests (the budget ledger); 404 when absent. */
+  lease?(pod: PodIdentity, request: LeaseRequest): Promise<LeaseResponse>;
   /** Answers GET /readyz (kubelet probe, no credentials, no details); /healthz is always ok. */
   ready?(): boolean;
   heartbeatMs?: number;
   /** Stream opens per pod (reconnect floods). */
   connectRate?: Rate;
-  /** Acks and other reports per pod. */
+  /** Acks per pod. */
   reportRate?: Rate;
+  /** Spend reports and allowance requests per pod. */
+  leaseRate?: Rate;
   /** Requests per remote address before authentication, to protect TokenReview. */
   preAuthRate?: Rate;
   maxStreamsPerPod?: number;
@@ -77,6 +86,7 @@ export interface DistributionStats {
   keysSent: number;
   acks: number;
   nacks: number;
+  leases: number;
   badRequests: number;
   slowConsumers: number;
 }
@@ -129,6 +139,7 @@ export async function startDistributionServer(
   const auth = new TokenAuthenticator(options.reviewToken);
   const connectThrottle = new Throttle(options.connectRate ?? { perSecond: 0.2, burst: 10 });
   const reportThrottle = new Throttle(options.reportRate ?? { perSecond: 5, burst: 50 });
+  const leaseThrottle = new Throttle(options.leaseRate ?? { perSecond: 20, burst: 100 });
   const preAuthThrottle = new Throttle(options.preAuthRate ?? { perSecond: 500, burst: 2000 });
   const pods = new Map<string, PodEntry>();
   const sessions = new Map<string, PodEntry>();
@@ -149,6 +160,7 @@ export async function startDistributionServer(
     keysSent: 0,
     acks: 0,
     nacks: 0,
+    leases: 0,
     badRequests: 0,
     slowConsumers: 0,
   };
@@ -328,12 +340,73 @@ export async function startDistributionServer(
     push(entry, stream);
   };
 
-  const handleAck = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    // The stream's session vouches for the pod without another TokenReview; without a live
-    // session (the stream just closed), the token is checked as for a stream.
+  /**
+   * The stream's session vouches for the pod without another TokenReview; without a live
+   * session (the stream just closed), the token is checked as for a stream.
+   */
+  const identify = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<PodIdentity | undefined> => {
     const session = req.headers[SESSION_HEADER];
     const bySession = typeof session === 'string' ? sessions.get(session)?.identity : undefined;
-    const identity = bySession ?? (await authenticate(req, res));
+    return bySession ?? (await authenticate(req, res));
+  };
+
+  const handleLease = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> => {
+    const lease = options.lease;
+    if (!lease) {
+      req.resume();
+      return fail(res, 404, 'not_found');
+    }
+    const identity = await identify(req, res);
+    if (!identity) return;
+    const verdict = authorized(identity);
+    if (verdict !== 'allow') {
+      req.resume();
+      if (verdict === 'unknown') return fail(res, 503, 'not_ready', { 'retry-after': 1 });
+      refuseNotInjected(identity);
+      return fail(res, 403, 'forbidden');
+    }
+    const limit = leaseThrottle.take(identity.podUid, Date.now());
+    if (!limit.allowed) {
+      stats.throttled++;
+      req.resume();
+      return fail(res, 429, 'throttled', {
+        'retry-after': Math.ceil(limit.retryAfterMs / 1000),
+      });
+    }
+    const body = await readLimited(req, MAX_LEASE_BYTES);
+    if (body === 'too_large') {
+      stats.badRequests++;
+      res.setHeader('connection', 'close');
+      return fail(res, 413, 'request_too_large');
+    }
+    let request: LeaseRequest | undefined;
+    try {
+      request = decodeLeaseRequest(JSON.parse(body.toString('utf8')));
+    } catch {
+      request = undefined;
+    }
+    if (!request) {
+      stats.badRequests++;
+      log.warn('malformed lease request refused', {
+        reason: 'invalid_request',
+        caller: identity.podName,
+      });
+      return fail(res, 400, 'invalid_request');
+    }
+    stats.leases++;
+    const answer = await lease(identity, request);
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(answer));
+  };
+
+  const handleAck = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const identity = await identify(req, res);
     if (!identity) return;
     const limit = reportThrottle.take(identity.podUid, Date.now());
     if (!limit.allowed) {
@@ -386,6 +459,7 @@ export async function startDistributionServer(
     let work: Promise<void>;
     if (url.pathname === WATCH_PATH && req.method === 'GET') work = handleWatch(req, res, url);
     else if (url.pathname === ACK_PATH && req.method === 'POST') work = handleAck(req, res);
+    else if (url.pathname === LEASE_PATH && req.method === 'POST') work = handleLease(req, res);
     else if ((url.pathname === '/healthz' || url.pathname === '/readyz') && req.method === 'GET') {
       const ok = url.pathname === '/healthz' || (options.ready?.() ?? true);
       res

@@ -12,14 +12,18 @@ import type { Logger } from '../telemetry/log.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import {
   ACK_PATH,
+  LEASE_PATH,
   MAX_ACK_ERROR_CHARS,
   SESSION_HEADER,
   WATCH_PATH,
   LineDecoder,
+  decodeLeaseResponse,
   decodeServerMessage,
   errorMessage,
   truncate,
   type Ack,
+  type LeaseRequest,
+  type LeaseResponse,
 } from './protocol.js';
 
 export interface OperatorClientOptions {
@@ -59,9 +63,12 @@ export interface OperatorConnection {
   state(): OperatorConnectionState;
   /** Milliseconds since the operator last confirmed the policy in force; undefined without one. */
   policyAge(now?: number): number | undefined;
+  /** Sends spend reports and asks for budget allowances (one attempt; the caller retries). */
+  lease(request: LeaseRequest): Promise<LeaseResponse>;
 }
 
 const HEARTBEAT_MISSES = 3;
+const MAX_LEASE_RESPONSE_BYTES = 256 * 1024;
 const ACK_ATTEMPTS = 4;
 const ACK_BACKOFF = { baseMs: 250, maxMs: 2000 };
 /**
@@ -125,6 +132,53 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
       req.on('error', reject);
       req.end(body);
     });
+  };
+
+  const postLease = async (request: LeaseRequest): Promise<LeaseResponse> => {
+    const { token, ca } = streamCredentials ?? (await credentials());
+    const body = JSON.stringify(request);
+    const { status, text } = await new Promise<{ status: number; text: string }>(
+      (resolve, reject) => {
+        const req = https.request(new URL(LEASE_PATH, base), {
+          method: 'POST',
+          agent,
+          ca,
+          minVersion: 'TLSv1.3',
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(session ? { [SESSION_HEADER]: session } : {}),
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+          timeout: 10_000,
+        });
+        req.on('response', (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_LEASE_RESPONSE_BYTES) res.destroy(new Error('lease answer too large'));
+            else chunks.push(chunk);
+          });
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error('lease request timed out')));
+        req.on('error', reject);
+        req.end(body);
+      },
+    );
+    if (status !== 200) throw new Error(`lease request answered ${status}`);
+    let decoded: LeaseResponse | undefined;
+    try {
+      decoded = decodeLeaseResponse(JSON.parse(text));
+    } catch {
+      decoded = undefined;
+    }
+    if (!decoded) throw new Error('lease answer is malformed');
+    return decoded;
   };
 
   /**
@@ -322,6 +376,7 @@ export function connectToOperator(options: OperatorClientOptions): OperatorConne
     policyAge(now = Date.now()) {
       return state.confirmedAt === undefined ? undefined : Math.max(0, now - state.confirmedAt);
     },
+    lease: postLease,
   };
 }
 

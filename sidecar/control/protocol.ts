@@ -23,6 +23,97 @@ export const MAX_ACK_BYTES = 16 * 1024;
 /** Nack reasons are truncated to this many characters before they are sent or stored. */
 export const MAX_ACK_ERROR_CHARS = 1024;
 
+/** Spend reports and allowance requests (DESIGN.md: budgets are enforced by leased allowances). */
+export const LEASE_PATH = '/v1/budget/lease';
+export const MAX_LEASE_BYTES = 64 * 1024;
+export const MAX_LEASE_REPORTS = 64;
+const BUDGET_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const EPOCH = /^[A-Za-z0-9_-]{8,64}$/;
+/** No single report can claim more than a billion dollars: anything above is a bug or an attack. */
+const MAX_REPORTED_MICROS = 1e15;
+
+export interface LeaseReport {
+  /** `namespace/name` of an LlmBudget in this pod's policy. */
+  budget: string;
+  /** Strictly increasing per sidecar process; a resend keeps its number, so it counts once. */
+  seq: number;
+  /** Spend since the previous report, in micro-dollars. */
+  spentMicros: number;
+  want: boolean;
+  release?: boolean;
+}
+
+export interface LeaseRequest {
+  /** This sidecar process, random per start. */
+  epoch: string;
+  reports: LeaseReport[];
+}
+
+export type LeaseGrant =
+  | { budget: string; amountMicros: number; expiresInMs: number; exhausted: boolean }
+  | { budget: string; error: 'unknown_budget' | 'unavailable' };
+
+export interface LeaseResponse {
+  grants: LeaseGrant[];
+}
+
+/** Validates an untrusted lease request (already size-limited by the caller). */
+export function decodeLeaseRequest(value: unknown): LeaseRequest | undefined {
+  if (!isRecord(value) || typeof value.epoch !== 'string' || !EPOCH.test(value.epoch)) {
+    return undefined;
+  }
+  const { reports } = value;
+  if (!Array.isArray(reports) || reports.length === 0 || reports.length > MAX_LEASE_REPORTS) {
+    return undefined;
+  }
+  const decoded: LeaseReport[] = [];
+  const seen = new Set<string>();
+  for (const item of reports as unknown[]) {
+    if (!isRecord(item)) return undefined;
+    const { budget, seq, spentMicros, want, release } = item;
+    if (typeof budget !== 'string' || !BUDGET_ID.test(budget) || seen.has(budget)) return undefined;
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+    if (
+      typeof spentMicros !== 'number' ||
+      !Number.isFinite(spentMicros) ||
+      spentMicros < 0 ||
+      spentMicros > MAX_REPORTED_MICROS
+    ) {
+      return undefined;
+    }
+    if (typeof want !== 'boolean') return undefined;
+    if (release !== undefined && typeof release !== 'boolean') return undefined;
+    seen.add(budget);
+    decoded.push({ budget, seq, spentMicros, want, ...(release ? { release } : {}) });
+  }
+  return { epoch: value.epoch, reports: decoded };
+}
+
+/** Validates the operator's answer (the sidecar trusts the operator, but not a garbled body). */
+export function decodeLeaseResponse(value: unknown): LeaseResponse | undefined {
+  if (!isRecord(value) || !Array.isArray(value.grants)) return undefined;
+  const grants: LeaseGrant[] = [];
+  for (const item of value.grants as unknown[]) {
+    if (!isRecord(item) || typeof item.budget !== 'string') return undefined;
+    if (item.error === 'unknown_budget' || item.error === 'unavailable') {
+      grants.push({ budget: item.budget, error: item.error });
+      continue;
+    }
+    const { amountMicros, expiresInMs, exhausted } = item;
+    if (
+      typeof amountMicros !== 'number' ||
+      !Number.isFinite(amountMicros) ||
+      typeof expiresInMs !== 'number' ||
+      !Number.isFinite(expiresInMs) ||
+      typeof exhausted !== 'boolean'
+    ) {
+      return undefined;
+    }
+    grants.push({ budget: item.budget, amountMicros, expiresInMs, exhausted });
+  }
+  return { grants };
+}
+
 export type ServerMessage =
   | { type: 'hello'; heartbeatMs: number; pod: string; session?: string }
   | { type: 'policy'; policy: CompiledPolicy }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { ProviderType } from '../policy/compiled.js';
 import type { RuntimePolicy, RuntimeProvider } from '../policy/runtime.js';
 import { adapterFor, type Endpoint, type ProviderAdapter } from '../providers/index.js';
+import type { BudgetVerdict } from '../budget/allowances.js';
 import type { Admitted, Limiters, Refused } from '../limits/index.js';
 import {
   costMicros,
@@ -45,6 +46,11 @@ export interface PipelineOptions {
   limits: Limiters;
   /** Where each admitted request's usage record goes (the operator's ledger in managed mode). */
   usageSink?: UsageSink;
+  /** Spend allowances of the pod's budgets (managed mode); absent, budgets are not enforced. */
+  budgets?: {
+    admit(): BudgetVerdict | Promise<BudgetVerdict>;
+    spend(costMicros: number | null): void;
+  };
   telemetry: Telemetry;
   log: Logger;
   maxBodyBytes: number;
@@ -233,6 +239,15 @@ export function createPipeline(options: PipelineOptions) {
     });
     if (!admission.ok) throw limitRefusal(admission);
     exchange.admission = admission;
+    if (options.budgets) {
+      const pending = options.budgets.admit();
+      const budget = pending instanceof Promise ? await pending : pending;
+      if (!budget.ok) {
+        throw new ProxyError(budget.code, budget.message, {}, undefined, {
+          limitId: budget.budget,
+        });
+      }
+    }
     exchange.meter = createResponseMeter(provider.grant.type, {
       streaming,
       stripUsageChunk: !prepared.clientAskedForUsage,
@@ -439,6 +454,7 @@ export function createPipeline(options: PipelineOptions) {
       options.currentPolicy()?.policy.pricing ?? [],
       provider.grant.name,
     );
+    options.budgets?.spend(exchange.costMicros);
     options.usageSink?.record({
       provider: provider.grant.name,
       model,

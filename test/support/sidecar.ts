@@ -28,12 +28,16 @@ export interface SidecarOptions {
   /** Written to a temporary file, unless `policyPath` names an existing one to use as it is. */
   policy?: unknown;
   policyPath?: string;
+  /** Managed mode instead of a policy file: the operator's URL and the pod's credentials. */
+  operator?: { url: string; tokenFile: string; caFile: string };
   /** Fixed ports instead of free ones (make dev). */
   ports?: { listen: number; admin: number };
   args?: string[];
   env?: NodeJS.ProcessEnv;
   /** Wait for /readyz (default) or only for the listener. */
   waitFor?: 'ready' | 'listening';
+  /** How long that may take (default 15 s; many sidecars starting at once on a small machine need more). */
+  startTimeoutMs?: number;
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
@@ -51,8 +55,16 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     process.execPath,
     [
       SIDECAR_MAIN,
-      '--policy-file',
-      policyPath,
+      ...(options.operator
+        ? [
+            '--operator-url',
+            options.operator.url,
+            '--token-file',
+            options.operator.tokenFile,
+            '--ca-file',
+            options.operator.caFile,
+          ]
+        : ['--policy-file', policyPath]),
       '--listen',
       `127.0.0.1:${port}`,
       '--admin-listen',
@@ -112,7 +124,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
         `${sidecar.adminUrl}/${options.waitFor === 'listening' ? 'healthz' : 'readyz'}`,
       ).catch(() => undefined);
       return res?.status === 200;
-    }, 15_000);
+    }, options.startTimeoutMs ?? 15_000);
   } catch (error) {
     await sidecar.stop();
     throw error;

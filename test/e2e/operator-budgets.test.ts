@@ -1,0 +1,334 @@
+// Budgets end to end: two operator processes (replicas) against the real API server, sidecar
+// processes in managed mode with minted pod-bound tokens for real Pod objects, traffic to the
+// fake provider. The ledger lives in LlmBudget status; nothing is counted twice or lost.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LlmBudget } from '../../crds/v1alpha1/index.js';
+import {
+  KubeClient,
+  LlmBudgets,
+  LlmPolicies,
+  Pods,
+  ServiceAccounts,
+  loadKubeConfig,
+  type KubeObject,
+} from '../../operator/kube/index.js';
+import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
+import { freePort, startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
+import { createTestPki, type TestPki } from '../support/tls.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const OPERATOR_MAIN = path.join(repoRoot, 'dist/operator/main.js');
+
+/** The fake provider bills 12 input and 7 output tokens per call; at $1,000 per million each: */
+const CALL_MICROS = 19_000;
+
+interface Operator {
+  port: number;
+  process: ChildProcess;
+  output: () => string;
+}
+
+describe('budgets: spend counted by any replica, enforced by leased allowances', () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let ns: string;
+  let dir: string;
+  let pki: TestPki;
+  let fake: FakeProvider;
+  const operators: Operator[] = [];
+  const sidecars: RunningSidecar[] = [];
+
+  const startOperator = async (identity: string, port: number): Promise<Operator> => {
+    let output = '';
+    const child = spawn(
+      process.execPath,
+      [
+        OPERATOR_MAIN,
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        '--tls-cert-file',
+        path.join(dir, 'tls.crt'),
+        '--tls-key-file',
+        path.join(dir, 'tls.key'),
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--namespace',
+        ns,
+        '--leader-election-namespace',
+        ns,
+        '--identity',
+        identity,
+      ],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_OPTIONS: '' },
+      },
+    );
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    await waitUntil(async () => {
+      if (child.exitCode !== null) throw new Error(`operator exited:\n${output}`);
+      return (await readyz(port)) === 200;
+    }, 60_000);
+    return { port, process: child, output: () => output };
+  };
+
+  const readyz = (port: number): Promise<number> =>
+    new Promise((resolve) => {
+      const req = https.get(`https://127.0.0.1:${port}/readyz`, { ca: pki.caPem }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+    });
+
+  const budget = async (name: string): Promise<LlmBudget> =>
+    (await client.get(LlmBudgets, name, ns)) as unknown as LlmBudget;
+
+  const createBudget = (name: string, policy: string, limit: string) =>
+    client.create(LlmBudgets, {
+      apiVersion: 'llmproxy.io/v1alpha1',
+      kind: 'LlmBudget',
+      metadata: { name, namespace: ns },
+      spec: {
+        policyRef: { name: policy },
+        limit,
+        period: 'monthly',
+        alertThresholds: [50, 80, 100],
+        priceOverrides: [
+          { model: 'gpt-4o-mini', inputPerMillionTokens: '1000', outputPerMillionTokens: '1000' },
+        ],
+      },
+    } as KubeObject);
+
+  const createPolicy = (name: string, app: string) =>
+    client.create(LlmPolicies, {
+      apiVersion: 'llmproxy.io/v1alpha1',
+      kind: 'LlmPolicy',
+      metadata: { name, namespace: ns },
+      spec: {
+        podSelector: { matchLabels: { app } },
+        providers: [
+          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
+        ],
+        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
+      },
+    } as KubeObject);
+
+  /** A Pod object as the webhook leaves it, and a sidecar process running as that pod. */
+  const startPodSidecar = async (name: string, app: string, operator: Operator) => {
+    const pod = await client.create(Pods, {
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { app },
+        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
+      },
+      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
+    });
+    const tokenFile = path.join(dir, `${name}.token`);
+    writeFileSync(
+      tokenFile,
+      await cp.tokenFor(ns, 'app', {
+        audiences: ['llmproxy.io'],
+        boundPod: { name, uid: pod.metadata?.uid ?? '' },
+      }),
+    );
+    const sidecar = await startSidecar({
+      operator: {
+        url: `https://127.0.0.1:${operator.port}`,
+        tokenFile,
+        caFile: path.join(dir, 'ca.pem'),
+      },
+      args: ['--pod-name', name, '--pod-namespace', ns, '--log-level', 'warn'],
+      waitFor: 'ready',
+      startTimeoutMs: 60_000,
+    });
+    sidecars.push(sidecar);
+    return sidecar;
+  };
+
+  const call = async (sidecar: RunningSidecar) => {
+    const res = await fetch(`${sidecar.url}/openai/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const body = (await res.json()) as { error?: { code?: string } };
+    return { status: res.status, code: body.error?.code, retry: res.headers.get('x-should-retry') };
+  };
+
+  const events = async (reason: string, name: string): Promise<string[]> => {
+    const res = await cp.kubectl([
+      'get',
+      'events.events.k8s.io',
+      '-n',
+      ns,
+      '--field-selector',
+      `reason=${reason},regarding.name=${name}`,
+      '-o',
+      'jsonpath={range .items[*]}{.note}{"\\n"}{end}',
+    ]);
+    return res.stdout.split('\n').filter(Boolean);
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(OPERATOR_MAIN)) throw new Error('dist/ is missing: run `npm run build`');
+    cp = await sharedControlPlane();
+    const crds = await cp.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
+    if (crds.code !== 0) throw new Error(`applying CRDs failed: ${crds.stderr}`);
+    await cp.kubectl(['wait', '--for=condition=Established', 'crd/llmbudgets.llmproxy.io']);
+    client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+    ns = await freshNamespace('operator-budgets');
+    await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
+    fake = await startFakeProvider();
+    pki = await createTestPki();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-budgets-e2e-'));
+    writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
+    writeFileSync(path.join(dir, 'tls.crt'), pki.certPem);
+    writeFileSync(path.join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
+    const [a, b] = await Promise.all([freePort(), freePort()]);
+    operators.push(
+      ...(await Promise.all([startOperator('replica-a', a), startOperator('replica-b', b)])),
+    );
+  });
+
+  afterAll(async () => {
+    await Promise.all(sidecars.map((s) => s.stop()));
+    for (const op of operators) if (op.process.exitCode === null) op.process.kill('SIGKILL');
+    await fake?.close();
+    client?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows a call through a managed sidecar as spend in the budget status', async () => {
+    await createPolicy('meter', 'meter');
+    await createBudget('meter', 'meter', '100');
+    const sidecar = await startPodSidecar('meter-1', 'meter', operators[0]!);
+    await waitUntil(async () => (await call(sidecar)).status === 200, 20_000, 200);
+    await waitUntil(async () => (await budget('meter')).status?.spent === '0.019', 20_000, 200);
+    const status = (await budget('meter')).status;
+    expect(status).toMatchObject({ remaining: '99.981', state: 'Ok', percentUsed: '0.0%' });
+    expect(status?.allowances?.[0]).toMatchObject({ pod: 'meter-1' });
+    const table = await cp.kubectl(['get', 'llmbudgets', 'meter', '-n', ns]);
+    expect(table.stdout).toMatch(/SPENT\s+LIMIT\s+USED %\s+STATE/);
+    expect(table.stdout).toMatch(/meter\s+0\.019\s+100\s+0\.0%\s+Ok/);
+  });
+
+  it('holds 20 racing sidecars on two replicas to the limit plus one call each, counting every call once', async () => {
+    await createPolicy('race', 'race');
+    // 0.50 USD at 0.019 per call: 26 calls fit; 20 sidecars may each finish one more.
+    await createBudget('race', 'race', '0.50');
+    // Started four at a time: twenty Node processes booting at once swamp a small CI machine.
+    const racers: RunningSidecar[] = [];
+    for (let i = 0; i < 20; i += 4) {
+      racers.push(
+        ...(await Promise.all(
+          [0, 1, 2, 3].map((j) =>
+            startPodSidecar(`race-${i + j}`, 'race', operators[(i + j) % 2]!),
+          ),
+        )),
+      );
+    }
+    const before = fake.requests.length;
+    const refusals: Array<{ status: number; code?: string; retry: string | null }> = [];
+    await Promise.all(
+      racers.map(async (sidecar) => {
+        for (let i = 0; i < 100; i++) {
+          const result = await call(sidecar);
+          if (result.status === 200) continue;
+          refusals.push(result);
+          if (result.code === 'budget_exhausted') return;
+        }
+      }),
+    );
+    const served = fake.requests.length - before;
+    expect(refusals.every((r) => r.code === 'budget_exhausted')).toBe(true);
+    expect(refusals[0]).toMatchObject({ status: 402, retry: 'false' });
+    expect(served * CALL_MICROS).toBeGreaterThanOrEqual(500_000);
+    expect(served * CALL_MICROS).toBeLessThanOrEqual(500_000 + 20 * CALL_MICROS);
+
+    // Sidecars report their last spend when they stop; then the ledger holds every call once.
+    await Promise.all(racers.map((s) => s.stop()));
+    await waitUntil(
+      async () => (await budget('race')).status?.spent === (served * 0.019).toFixed(3),
+      20_000,
+      200,
+    );
+    const status = (await budget('race')).status;
+    expect(status?.state).toBe('Exhausted');
+    expect(status?.alertedThresholds).toEqual([50, 80, 100]);
+    expect(status?.conditions?.find((c) => c.type === 'Exhausted')).toMatchObject({
+      status: 'True',
+      reason: 'LimitReached',
+    });
+    // Each crossing is announced once, by whichever replica made it.
+    await waitUntil(
+      async () => (await events('BudgetExhausted', 'race')).length === 1,
+      10_000,
+      200,
+    );
+    const crossings = await events('ThresholdCrossed', 'race');
+    expect(crossings.map((n) => n.split('%')[0]).sort()).toEqual(['100', '50', '80']);
+  });
+
+  it('keeps sidecars serving from their allowance while the operator is killed, and loses no spend', async () => {
+    await createPolicy('outage', 'outage');
+    await createBudget('outage', 'outage', '100');
+    const op = operators[0]!;
+    const sidecar = await startPodSidecar('outage-1', 'outage', op);
+    for (let i = 0; i < 5; i++) expect((await call(sidecar)).status).toBe(200);
+    op.process.kill('SIGKILL');
+    await new Promise((r) => op.process.once('exit', r));
+    // Its allowance (2% of the limit) covers these calls without the operator.
+    for (let i = 0; i < 10; i++) expect((await call(sidecar)).status).toBe(200);
+    operators[0] = await startOperator('replica-a', op.port);
+    await waitUntil(async () => (await budget('outage')).status?.spent === '0.285', 30_000, 200);
+    // Still serving, and nothing double counted after reconnecting.
+    expect((await call(sidecar)).status).toBe(200);
+    await waitUntil(async () => (await budget('outage')).status?.spent === '0.304', 30_000, 200);
+  });
+
+  it('starts a new period once, resetting spend', async () => {
+    await createPolicy('period', 'period');
+    await createBudget('period', 'period', '10');
+    await waitUntil(
+      async () => (await budget('period')).status?.periodStart !== undefined,
+      20_000,
+      200,
+    );
+    // Pretend last month's ledger was left behind, with spend in it.
+    const current = await budget('period');
+    await client.patchStatus(LlmBudgets, 'period', ns, {
+      status: {
+        ...current.status,
+        spent: '9.00',
+        periodStart: '2020-01-01T00:00:00Z',
+        periodEnd: '2020-02-01T00:00:00Z',
+      },
+    });
+    await waitUntil(async () => (await budget('period')).status?.spent === '0.00', 20_000, 200);
+    const status = (await budget('period')).status;
+    expect(Date.parse(status?.periodStart ?? '')).toBeGreaterThan(Date.parse('2026-01-01'));
+    await waitUntil(
+      async () => (await events('PeriodStarted', 'period')).length === 1,
+      10_000,
+      200,
+    );
+  });
+
+  it('never prints a pod token', () => {
+    const printed =
+      operators.map((o) => o.output()).join('\n') + sidecars.map((s) => s.output()).join('\n');
+    expect(printed).not.toMatch(/eyJhbGciOi[A-Za-z0-9_-]{20,}/);
+    expect(printed).not.toContain('Bearer ');
+  });
+});
