@@ -204,6 +204,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
             renderOperatorMetrics({
               distribution: server.stats(),
               webhooks: admission?.server.stats(),
+              ledger: ledger.snapshot(),
               leader: elector.isLeader(),
             }),
           ],

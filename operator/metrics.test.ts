@@ -36,4 +36,34 @@ describe('renderOperatorMetrics', () => {
     expect(text).toContain('llmproxy_operator_leader 1');
     expect(text.endsWith('\n')).toBe(true);
   });
+
+  it('exports the ledger counters, spend in dollars', () => {
+    const text = renderOperatorMetrics({
+      distribution: {
+        streams: 0,
+        connects: 0,
+        authFailures: {
+          missing_token: 0,
+          invalid_token: 0,
+          not_a_pod_token: 0,
+          review_unavailable: 0,
+        },
+        forbidden: 0,
+        notInjected: 0,
+        throttled: 0,
+        policiesSent: 0,
+        keysSent: 0,
+        acks: 0,
+        nacks: 0,
+        leases: 4,
+        badRequests: 0,
+        slowConsumers: 0,
+      },
+      ledger: { reports: 9, replays: 1, writes: 3, failures: 2, countedMicros: 1_250_000 },
+      leader: false,
+    });
+    expect(text).toContain('llmproxy_operator_budget_reports_total{result="replay"} 1');
+    expect(text).toContain('llmproxy_operator_budget_ledger_writes_total{result="error"} 2');
+    expect(text).toContain('llmproxy_operator_budget_spend_usd_total 1.25');
+  });
 });

@@ -3,12 +3,14 @@
 import https from 'node:https';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { LedgerStats } from './budgets/index.js';
 import type { DistributionStats } from './distribution/index.js';
 import type { WebhookStats } from './webhooks/index.js';
 
 export interface OperatorMetricsInput {
   distribution: DistributionStats;
   webhooks?: WebhookStats;
+  ledger?: LedgerStats;
   leader: boolean;
 }
 
@@ -88,6 +90,35 @@ export function renderOperatorMetrics(input: OperatorMetricsInput): string {
       [{}, input.leader ? 1 : 0],
     ]),
   ];
+  const l = input.ledger;
+  if (l) {
+    parts.push(
+      family(
+        'llmproxy_operator_budget_reports_total',
+        'counter',
+        'Spend reports from sidecars; replays were resent reports already counted.',
+        [
+          [{ result: 'received' }, l.reports],
+          [{ result: 'replay' }, l.replays],
+        ],
+      ),
+      family(
+        'llmproxy_operator_budget_ledger_writes_total',
+        'counter',
+        'LlmBudget status writes by this replica, and writes that failed.',
+        [
+          [{ result: 'ok' }, l.writes],
+          [{ result: 'error' }, l.failures],
+        ],
+      ),
+      family(
+        'llmproxy_operator_budget_spend_usd_total',
+        'counter',
+        'Spend this replica counted into budgets, in US dollars.',
+        [[{}, l.countedMicros / 1e6]],
+      ),
+    );
+  }
   const w = input.webhooks;
   if (w) {
     parts.push(
