@@ -1,50 +1,116 @@
-// `make dev`: llmproxy on one machine with no cluster. Starts the fake provider and a sidecar
-// enforcing the example manifests, then a real local control plane with the CRDs and examples
-// installed, prints what to try, and runs until Ctrl-C.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// `make dev`: the whole of llmproxy on one machine, no cluster needed. Starts the fake provider and
+// a standalone sidecar, then a real local control plane with the chart installed, the operator
+// running as the chart's ServiceAccount with its webhooks registered, the examples applied, and a
+// demo pod the webhook injected whose sidecar runs in managed mode. Prints what to try and runs
+// until Ctrl-C, which stops everything.
+//
+// Settings (environment): LLMPROXY_DEV_DIR (default .dev/), LLMPROXY_DEV_PORT (8787, the
+// standalone sidecar), LLMPROXY_DEV_ADMIN_PORT (15020, its admin port), LLMPROXY_DEV_DEMO_PORT
+// (8788, the demo pod's sidecar).
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, relative, resolve } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import { startFakeProvider } from '../fake-provider/server.js';
 import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import {
+  startInjectedSidecar,
+  type InjectedSidecar,
+  type StoredPod,
+} from '../support/injected-sidecar.js';
+import { createPodThroughWebhook, startLocalOperator } from '../support/local-operator.js';
 import { startSidecar, type RunningSidecar } from '../support/sidecar.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const DEV = join(ROOT, '.dev');
-const PORT = Number(process.env.LLMPROXY_DEV_PORT ?? 8787);
-const ADMIN_PORT = Number(process.env.LLMPROXY_DEV_ADMIN_PORT ?? 15020);
+const DEV = resolve(process.env.LLMPROXY_DEV_DIR ?? join(ROOT, '.dev'));
+const LOGS = join(DEV, 'logs');
+let PORT = 8787;
+let ADMIN_PORT = 15020;
+let DEMO_PORT = 8788;
+/** The operator's namespace, as the chart's quick start installs it. */
+const SYSTEM_NS = 'llmproxy-system';
+/** The examples, pointed at the local fake provider: the live demo runs here. */
+const DEMO_NS = 'llmproxy-dev';
+const DEMO_POD = 'demo';
+
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string) => console.log(`\n${bold(`==> ${s}`)}`);
+/** Paths under the working directory relative to it (as make dev prints them), others absolute. */
+const show = (path: string) => {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') ? path : rel;
+};
 
-async function main(): Promise<void> {
-  mkdirSync(DEV, { recursive: true });
-  const cleanups: Array<() => Promise<unknown>> = [];
-  const stop = async () => {
+/** A failure with a message that says what to do; printed without a stack. */
+class DevError extends Error {}
+
+function envPort(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new DevError(`${name}=${raw} is not a port number`);
+  }
+  return port;
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+const children: ChildProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
     console.log('\nstopping llmproxy dev...');
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  }
+  process.exit(code);
+}
 
-  step('1/3 fake LLM provider (OpenAI- and Anthropic-compatible, local)');
+// Children must not outlive this process, whatever way it ends (the control plane's own hooks
+// stop etcd and kube-apiserver).
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(130); // a second Ctrl-C: stop waiting
+    void stopAll(0);
+  });
+}
+
+async function main(): Promise<void> {
+  PORT = envPort('LLMPROXY_DEV_PORT', PORT);
+  ADMIN_PORT = envPort('LLMPROXY_DEV_ADMIN_PORT', ADMIN_PORT);
+  DEMO_PORT = envPort('LLMPROXY_DEV_DEMO_PORT', DEMO_PORT);
+  mkdirSync(LOGS, { recursive: true });
+  await ensureFree([
+    [PORT, 'LLMPROXY_DEV_PORT'],
+    [ADMIN_PORT, 'LLMPROXY_DEV_ADMIN_PORT'],
+    [DEMO_PORT, 'LLMPROXY_DEV_DEMO_PORT'],
+  ]);
+
+  step('1/6 fake LLM provider (OpenAI- and Anthropic-compatible, local)');
   const fake = await startFakeProvider({ record: false });
   cleanups.push(() => fake.close());
   console.log(`    listening on ${fake.url}`);
 
-  step('2/3 sidecar in standalone mode, enforcing examples/standalone/llmpolicy.yaml');
+  step('2/6 sidecar in standalone mode, enforcing examples/standalone/llmpolicy.yaml');
   const policyPath = writeDevPolicy(fake.url);
-  const sidecar = await startDevSidecar(policyPath);
-  cleanups.push(() => sidecar.stop());
+  await startDevSidecar(policyPath);
   console.log(`    app endpoint  http://127.0.0.1:${PORT}/openai/v1   (and /anthropic)`);
   console.log(`    admin         http://127.0.0.1:${ADMIN_PORT}/readyz`);
-  await showCalls();
+  console.log(`    log           ${show(join(LOGS, 'standalone-sidecar.log'))}`);
+  await showCalls(PORT);
 
-  step('3/3 local Kubernetes control plane (kube-apiserver + etcd built from pinned Go modules)');
+  step('3/6 local Kubernetes control plane (kube-apiserver + etcd built from pinned Go modules)');
   console.log(
     '    the first run builds them (10 to 20 minutes on 2 cores); later runs reuse the cache',
   );
   const build = spawnSync('bash', [join(ROOT, 'test/controlplane/build.sh')], { stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('the control plane build failed; see its output above');
+  if (build.status !== 0)
+    throw new DevError('the control plane build failed; see its output above');
   const cp = await startControlPlane({
     log: (line) => {
       if (line.startsWith('[controlplane]')) console.log(`    ${line}`);
@@ -53,19 +119,89 @@ async function main(): Promise<void> {
   cleanups.push(() => cp.stop());
   const kubeconfig = join(DEV, 'kubeconfig');
   copyFileSync(cp.kubeconfigPath, kubeconfig);
-  await installApi(cp);
 
-  console.log(`\n${bold('llmproxy dev is running.')} In another shell:\n`);
-  console.log(`  export KUBECONFIG=${kubeconfig}`);
-  console.log(`  export PATH=${cp.binDir}:$PATH        # the pinned kubectl and helm`);
-  console.log('  kubectl get llmpolicies,llmbudgets -A');
+  step(`4/6 the chart (helm install llmproxy -n ${SYSTEM_NS}) and the operator`);
   console.log(
-    `  curl -s http://127.0.0.1:${PORT}/openai/v1/chat/completions -H 'content-type: application/json' \\`,
+    '    the operator runs here as a process, as the chart ServiceAccount, with the webhooks',
   );
-  console.log(`    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'`);
-  console.log(`  edit ${policyPath} and watch the sidecar reload it`);
-  console.log('\nCtrl-C stops everything.');
+  console.log('    registered against this API server');
+  await kubectl(cp, ['create', 'namespace', SYSTEM_NS]);
+  const operatorLog = join(LOGS, 'operator.log');
+  writeFileSync(operatorLog, '');
+  const operator = await startLocalOperator(cp, {
+    namespace: SYSTEM_NS,
+    release: 'llmproxy',
+    isolate: false,
+    onOutput: (text) => writeFileSync(operatorLog, text, { flag: 'a' }),
+  }).catch((err: unknown) => {
+    throw new DevError(`the operator did not start: ${(err as Error).message.slice(0, 2000)}`);
+  });
+  cleanups.push(() => operator.stop());
+  children.push(operator.process);
+  console.log(`    operator ready (health https://127.0.0.1:${operator.healthPort}/readyz)`);
+  console.log(`    log           ${show(operatorLog)}`);
+
+  step('5/6 the examples: kubectl apply -f examples/, and a copy for the local demo');
+  console.log(
+    `    ${(await kubectl(cp, ['apply', '-f', join(ROOT, 'examples')])).trim().replaceAll('\n', '\n    ')}`,
+  );
+  const demoManifests = writeDemoManifests(fake.url);
+  console.log(
+    `    ${(await kubectl(cp, ['apply', '-f', demoManifests])).trim().replaceAll('\n', '\n    ')}`,
+  );
+  console.log(
+    `    (${show(demoManifests)}: the examples in namespace ${DEMO_NS}, the providers pointed at the fake provider)`,
+  );
+
+  step(`6/6 the demo pod ${DEMO_NS}/${DEMO_POD}, injected by the webhook, and its sidecar`);
+  // No controller-manager here: the Deployment makes no pods, so one is made from its template.
+  const pod = await createPodThroughWebhook<StoredPod>(cp, DEMO_NS, demoPod());
+  const injected = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((c) => c.name);
+  console.log(`    stored with containers: ${injected.join(', ')}`);
+  const demoLog = join(LOGS, 'demo-sidecar.log');
+  writeFileSync(demoLog, '');
+  const demo = await startInjectedSidecar(cp, pod, {
+    dir: join(DEV, 'demo-pod'),
+    distributionPort: operator.settings.operator.distributionPort,
+    fixedPorts: { [String(operator.settings.sidecar.port)]: DEMO_PORT },
+    onOutput: (text) => writeFileSync(demoLog, text, { flag: 'a' }),
+  }).catch((err: unknown) => {
+    throw new DevError(
+      `the demo sidecar did not get ready: ${(err as Error).message.slice(0, 2000)}`,
+    );
+  });
+  cleanups.push(() => demo.stop());
+  children.push(demo.process);
+  console.log(
+    `    managed sidecar on http://127.0.0.1:${DEMO_PORT}/openai/v1 (the pod's 127.0.0.1:${operator.settings.sidecar.port}), policy from the operator`,
+  );
+  console.log(`    log           ${show(demoLog)}`);
+  await showCalls(DEMO_PORT);
+
+  printTryThis(cp, kubeconfig, policyPath, demo);
   await new Promise(() => undefined);
+}
+
+/** Fails early, and says what to do, when a fixed port is taken (often by another make dev). */
+async function ensureFree(ports: [number, string][]): Promise<void> {
+  for (const [port, variable] of ports) {
+    const free = await new Promise<boolean>((resolveFree) => {
+      const server = createServer();
+      server.once('error', () => resolveFree(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
+    });
+    if (!free) {
+      throw new DevError(
+        `port ${port} is in use (another make dev still running?): stop what holds it, or pick another with ${variable}=<port> make dev`,
+      );
+    }
+  }
+}
+
+async function kubectl(cp: ControlPlane, args: string[]): Promise<string> {
+  const res = await cp.kubectl(args);
+  if (res.code !== 0) throw new DevError(`kubectl ${args.join(' ')} failed: ${res.stderr.trim()}`);
+  return res.stdout;
 }
 
 /** The standalone example, pointed at the fake provider and at dev key files under .dev/. */
@@ -92,20 +228,87 @@ async function startDevSidecar(policyPath: string): Promise<RunningSidecar> {
     ports: { listen: PORT, admin: ADMIN_PORT },
     policyPath,
   });
-  sidecar.process.stderr?.pipe(process.stderr);
+  const log = join(LOGS, 'standalone-sidecar.log');
+  writeFileSync(log, sidecar.output());
+  const append = (chunk: Buffer) => writeFileSync(log, chunk, { flag: 'a' });
+  sidecar.process.stdout?.on('data', append);
+  sidecar.process.stderr?.on('data', append);
+  cleanups.push(() => sidecar.stop());
+  children.push(sidecar.process);
   return sidecar;
 }
 
-async function showCalls(): Promise<void> {
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { namespace?: string; [key: string]: unknown };
+  spec?: Record<string, unknown>;
+};
+
+function readExamples(file: string): Manifest[] {
+  return parseAllDocuments(readFileSync(join(ROOT, 'examples', file), 'utf8'))
+    .map((doc) => doc.toJS() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
+}
+
+/**
+ * The examples' policy, budgets and Deployment in the demo namespace, every provider pointed at
+ * the fake provider with `credentials: none` (there is no AWS here). Written to .dev/ so it can
+ * be edited and applied again.
+ */
+function writeDemoManifests(fakeUrl: string): string {
+  const objects: Manifest[] = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NS } },
+    // No controller-manager here to create it.
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: DEMO_NS } },
+    ...['llmpolicy.yaml', 'llmbudget.yaml', 'deployment.yaml'].flatMap(readExamples),
+  ].map((object) => {
+    const copy = structuredClone(object);
+    if (copy.kind !== 'Namespace') copy.metadata.namespace = DEMO_NS;
+    if (copy.kind === 'LlmPolicy') {
+      const providers = (copy.spec?.providers ?? []) as Record<string, unknown>[];
+      for (const provider of providers) {
+        provider.baseURL = fakeUrl;
+        provider.credentials = { none: {} };
+      }
+    }
+    return copy;
+  });
+  const header =
+    `# Written by make dev: examples/ in namespace ${DEMO_NS}, every provider pointed at the\n` +
+    '# local fake provider with credentials: none. Edit and `kubectl apply -f` this file to change\n' +
+    '# what the demo pod may do; its sidecar gets the change within a second.\n';
+  const body = objects.map((o) => stringify(o)).join('---\n');
+  const path = join(DEV, `${DEMO_NS}.yaml`);
+  writeFileSync(path, header + body);
+  return path;
+}
+
+/** A Pod as the demo Deployment's ReplicaSet would create it from the template. */
+function demoPod() {
+  const deployment = readExamples('deployment.yaml')[0] as {
+    spec: { template: { metadata: Record<string, unknown>; spec: Record<string, unknown> } };
+  };
+  const { metadata, spec } = deployment.spec.template;
+  // serviceAccountName: what the ServiceAccount admission plugin (off here) would fill in.
+  return {
+    metadata: { ...metadata, name: DEMO_POD },
+    spec: { serviceAccountName: 'default', ...spec },
+  };
+}
+
+function curlLine(port: number, model: string): string {
+  const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
+  return `curl -s http://127.0.0.1:${port}/openai/v1/chat/completions -H 'content-type: application/json' -d '${body}'`;
+}
+
+async function showCalls(port: number): Promise<void> {
   const call = async (model: string) => {
-    const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
-    console.log(
-      `\n    $ curl -s http://127.0.0.1:${PORT}/openai/v1/chat/completions -H 'content-type: application/json' -d '${body}'`,
-    );
-    const res = await fetch(`http://127.0.0.1:${PORT}/openai/v1/chat/completions`, {
+    console.log(`\n    $ ${curlLine(port, model)}`);
+    const res = await fetch(`http://127.0.0.1:${port}/openai/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body,
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
     });
     console.log(`    ${res.status} ${(await res.text()).slice(0, 200)}`);
   };
@@ -115,30 +318,42 @@ async function showCalls(): Promise<void> {
   await call('gpt-4o');
 }
 
-async function installApi(cp: ControlPlane): Promise<void> {
-  for (const file of ['crds/llmpolicies.llmproxy.io.yaml', 'crds/llmbudgets.llmproxy.io.yaml']) {
-    const result = await cp.kubectl(['apply', '-f', join(ROOT, file)]);
-    if (result.code !== 0) throw new Error(`kubectl apply ${file} failed: ${result.stderr}`);
-  }
-  await cp.kubectl([
-    'wait',
-    '--for=condition=Established',
-    'crd/llmpolicies.llmproxy.io',
-    'crd/llmbudgets.llmproxy.io',
-    '--timeout=30s',
-  ]);
-  for (const file of [
-    'examples/00-namespace.yaml',
-    'examples/llmpolicy.yaml',
-    'examples/llmbudget.yaml',
-  ]) {
-    const result = await cp.kubectl(['apply', '-f', join(ROOT, file)]);
-    if (result.code !== 0) throw new Error(`kubectl apply ${file} failed: ${result.stderr}`);
-    console.log(`    ${result.stdout.trim()}`);
-  }
+function printTryThis(
+  cp: ControlPlane,
+  kubeconfig: string,
+  policyPath: string,
+  demo: InjectedSidecar,
+): void {
+  const lines = [
+    `${bold('llmproxy dev is running.')} In another shell:`,
+    '',
+    `  export KUBECONFIG=${kubeconfig}`,
+    `  export PATH=${cp.binDir}:$PATH    # the pinned kubectl and helm`,
+    '',
+    "  # an allowed call through the demo pod's sidecar (policy pushed by the operator):",
+    `  ${curlLine(DEMO_PORT, 'gpt-4o-mini')}`,
+    '  # a refused one: gpt-4o is not granted (403, "code": "model_not_allowed"):',
+    `  ${curlLine(DEMO_PORT, 'gpt-4o')}`,
+    '',
+    '  # the policies and budgets (the budgets show spend once the operator writes it):',
+    '  kubectl get llmpolicies,llmbudgets -A',
+    '  # the sidecar the webhook injected into the demo pod:',
+    `  kubectl -n ${DEMO_NS} get pod ${DEMO_POD} -o jsonpath='{.spec.initContainers[*].name}{"\\n"}'`,
+    '  # change what the demo pod may call; its sidecar gets it within a second:',
+    `  kubectl -n ${DEMO_NS} edit llmpolicy demo`,
+    '',
+    `  # the standalone sidecar (no cluster) on :${PORT} enforces ${show(policyPath)}; edit it to see a reload`,
+    `  ${curlLine(PORT, 'gpt-4o-mini')}`,
+    '',
+    `Logs in ${show(LOGS)}/ (demo sidecar admin: http://127.0.0.1:${demo.portOf('--admin-listen')}/readyz).`,
+    'Ctrl-C stops everything.',
+  ];
+  console.log(`\n${lines.join('\n')}`);
 }
 
-main().catch((error: unknown) => {
-  console.error(`\nmake dev failed: ${(error as Error).message}`);
-  process.exit(1);
+main().catch(async (error: unknown) => {
+  const message =
+    error instanceof DevError ? error.message : ((error as Error).stack ?? String(error));
+  console.error(`\nmake dev failed: ${message}`);
+  await stopAll(1);
 });
