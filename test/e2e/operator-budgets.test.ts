@@ -3,7 +3,7 @@
 // fake provider. The ledger lives in LlmBudget status; nothing is counted twice or lost.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -323,6 +323,36 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
       10_000,
       200,
     );
+  });
+
+  it("refuses a pod's report on a budget its policy does not name, counting nothing", async () => {
+    const before = (await budget('race')).status?.spent;
+    const token = readFileSync(path.join(dir, 'meter-1.token'), 'utf8');
+    const body = JSON.stringify({
+      epoch: 'intruder-0001',
+      reports: [{ budget: `${ns}/race`, seq: 1, spentMicros: 0, want: true }],
+    });
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request(`https://127.0.0.1:${operators[1]!.port}/v1/budget/lease`, {
+        method: 'POST',
+        ca: pki.caPem,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.text)).toEqual({
+      grants: [{ budget: `${ns}/race`, error: 'unknown_budget' }],
+    });
+    const after = await budget('race');
+    expect(after.status?.spent).toBe(before);
+    expect(after.status?.allowances?.some((a) => a.pod === 'meter-1')).toBe(false);
   });
 
   it('never prints a pod token', () => {
