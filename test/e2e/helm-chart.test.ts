@@ -398,6 +398,7 @@ describe('helm template with non-default values', () => {
     expect(config['aws']).toEqual({
       region: 'eu-west-1',
       allowedRegions: ['eu-west-1', 'eu-central-1'],
+      rotationPeriodDays: 45,
     });
     expect(config['redis']?.['url']).toBe('redis://redis.cache.svc.cluster.local:6379/0');
   });
