@@ -149,6 +149,7 @@ async function main(): Promise<void> {
       policyVersion: store.current()?.policy.version ?? null,
       policyAgeSeconds: ageSeconds(source.policyAge() ?? store.age(Date.now())),
       ...source.status(),
+      ...(budgets ? { budgets: budgets.status() } : {}),
     }),
   };
   // Every server exists before any listens, so a ready /readyz means every listener is up.

@@ -93,6 +93,17 @@ export class BudgetAllowances {
     return this.renewAndCheck();
   }
 
+  /** What the admin /status endpoint shows: allowances in dollars, never anything secret. */
+  status(): Array<{ budget: string; action: string; allowanceUsd: number; exhausted: boolean }> {
+    const now = this.now();
+    return [...this.budgets.values()].map((s) => ({
+      budget: s.ref.id,
+      action: s.ref.action,
+      allowanceUsd: s.expiresAt > now ? Math.max(0, s.allowance) / 1e6 : 0,
+      exhausted: s.exhaustedAt !== undefined,
+    }));
+  }
+
   /** Takes a finished request's cost off every budget (all of them cover this pod's spend). */
   spend(costMicros: number | null): void {
     if (!costMicros || costMicros <= 0 || this.budgets.size === 0) return;

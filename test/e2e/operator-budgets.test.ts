@@ -218,6 +218,19 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
     const status = (await budget('meter')).status;
     expect(status).toMatchObject({ remaining: '99.981', state: 'Ok', percentUsed: '0.0%' });
     expect(status?.allowances?.[0]).toMatchObject({ pod: 'meter-1' });
+    // The sidecar's own view: its lease on the budget, in dollars.
+    const own = (await (await fetch(`${sidecar.adminUrl}/readyz`)).json()) as {
+      budgets?: Array<{ budget: string; allowanceUsd: number; exhausted: boolean }>;
+    };
+    expect(own.budgets).toEqual([
+      {
+        budget: `${ns}/meter`,
+        action: 'block',
+        allowanceUsd: expect.any(Number),
+        exhausted: false,
+      },
+    ]);
+    expect(own.budgets?.[0]?.allowanceUsd).toBeGreaterThan(1.9);
     const table = await cp.kubectl(['get', 'llmbudgets', 'meter', '-n', ns]);
     expect(table.stdout).toMatch(/SPENT\s+LIMIT\s+USED %\s+STATE/);
     expect(table.stdout).toMatch(/meter\s+0\.019\s+100\s+0\.0%\s+Ok/);
