@@ -286,7 +286,7 @@ function writeDemoManifests(fakeUrl: string): string {
 
 /** A Pod as the demo Deployment's ReplicaSet would create it from the template. */
 function demoPod() {
-  const deployment = readExamples('deployment.yaml')[0] as {
+  const deployment = readExamples('deployment.yaml')[0] as unknown as {
     spec: { template: { metadata: Record<string, unknown>; spec: Record<string, unknown> } };
   };
   const { metadata, spec } = deployment.spec.template;

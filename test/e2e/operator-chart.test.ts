@@ -1,7 +1,8 @@
 // The chart's RBAC is enough for the operator as built: `helm install` on the local control
 // plane, then `node dist/operator/main.js --config <the rendered config>` out of cluster,
 // authenticated AS the chart's ServiceAccount (a minted token), with the chart's webhook
-// configurations pointed at it by `clientConfig.url` (envtest's way). An opted-in Pod is stored
+// configurations pointed at it by `clientConfig.url` (envtest's way; test/support/local-operator.ts,
+// as make dev runs it). An opted-in Pod is stored
 // with the sidecar; the sidecar, started from that Pod's injected args/env with a token minted
 // for it and the CA from its annotation, gets its policy and serves a request to the provider.
 //
@@ -10,11 +11,11 @@
 // Needs `npm run build` (dist/).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { loadOperatorSettings, type OperatorSettings } from '../../operator/config-file.js';
+import type { OperatorSettings } from '../../operator/config-file.js';
 import {
   KubeClient,
   LlmPolicies,
@@ -22,26 +23,26 @@ import {
   type KubeObject,
 } from '../../operator/kube/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { REPO_ROOT } from '../support/chart.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
-import { freePort, waitUntil } from '../support/sidecar.js';
 import { injectedSidecarCommand, type StoredPod } from '../support/injected-sidecar.js';
 import {
-  REPO_ROOT,
-  installChart,
-  installedOperatorConfig,
-  serviceAccountKubeconfig,
-  type InstalledChart,
-} from '../support/chart.js';
+  createPodThroughWebhook,
+  httpsGet,
+  startLocalOperator,
+  stopProcess,
+  type LocalOperator,
+} from '../support/local-operator.js';
+import { waitUntil } from '../support/sidecar.js';
 
 let cp: ControlPlane;
 let admin: KubeClient;
 let ns: string;
 let appNs: string;
-let chart: InstalledChart;
+let operator: LocalOperator | undefined;
 let settings: OperatorSettings;
 let dir: string;
 let fake: FakeProvider;
-let operator: ChildProcess | undefined;
 let sidecar: ChildProcess | undefined;
 let output = '';
 let healthPort: number;
@@ -57,26 +58,6 @@ function start(entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProc
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   return child;
-}
-
-function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-  });
-}
-
-function httpsGet(url: string, ca?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = https.get(url, ca ? { ca } : { rejectUnauthorized: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', () => resolve({ status: 0, body: '' }));
-  });
 }
 
 /** Whether a TLS 1.2 client is refused (every listener speaks TLS 1.3 only). */
@@ -100,26 +81,7 @@ async function ok(args: string[], input?: string): Promise<string> {
   return res.stdout;
 }
 
-/** Points every webhook of the chart's configuration of that kind at the local operator. */
-async function pointWebhooksAtOperator(kind: string): Promise<void> {
-  const name = settings.operator.webhookConfigurationName;
-  const config = JSON.parse(await ok(['get', kind, name, '-o', 'json'])) as {
-    webhooks: { clientConfig: { service?: { path?: string } } }[];
-  };
-  const patch = config.webhooks.map((w, i) => ({
-    op: 'replace',
-    path: `/webhooks/${i}/clientConfig`,
-    value: {
-      url: `https://127.0.0.1:${settings.operator.webhookPort}${w.clientConfig.service?.path ?? '/'}`,
-    },
-  }));
-  await ok(['patch', kind, name, '--type=json', '-p', JSON.stringify(patch)]);
-}
-
 beforeAll(async () => {
-  if (!existsSync(path.join(REPO_ROOT, 'dist/operator/main.js'))) {
-    throw new Error('dist/ is missing: run `npm run build` first');
-  }
   cp = await sharedControlPlane();
   admin = new KubeClient(await cp.kubeConfig());
   dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-chart-'));
@@ -128,101 +90,34 @@ beforeAll(async () => {
   appNs = await freshNamespace('operator-chart-app');
   // The isolated install's webhooks only see namespaces carrying this label.
   await ok(['label', 'namespace', appNs, `llmproxy.io/chart-test=${ns}`]);
-  const [distribution, webhook] = [await freePort(), await freePort()];
-  chart = await installChart(cp, {
+  operator = await startLocalOperator(cp, {
     namespace: ns,
-    args: [
-      '--set',
-      `operator.ports.distribution=${distribution}`,
-      '--set',
-      `operator.ports.webhook=${webhook}`,
-    ],
+    onOutput: (text) => (output += text),
   });
-  const configFile = await installedOperatorConfig(cp, chart);
-  settings = loadOperatorSettings(configFile);
-  await ok(['wait', '--for=condition=Established', 'crd/llmpolicies.llmproxy.io']);
-  await pointWebhooksAtOperator('mutatingwebhookconfiguration');
-  await pointWebhooksAtOperator('validatingwebhookconfiguration');
-
-  const kubeconfig = await serviceAccountKubeconfig(cp, ns, chart.serviceAccount);
-  saToken =
-    (JSON.parse(readFileSync(kubeconfig, 'utf8')) as { users: { user: { token: string } }[] })
-      .users[0]?.user.token ?? '';
-  healthPort = await freePort();
-  metricsPort = await freePort();
-  operator = start(
-    'dist/operator/main.js',
-    [
-      '--config',
-      configFile,
-      '--listen',
-      `127.0.0.1:${settings.operator.distributionPort}`,
-      '--webhook-host',
-      '127.0.0.1',
-      '--health-listen',
-      `127.0.0.1:${healthPort}`,
-      '--metrics-listen',
-      `127.0.0.1:${metricsPort}`,
-      '--cert-ip-san',
-      '127.0.0.1',
-    ],
-    { KUBECONFIG: kubeconfig, POD_NAME: 'operator-0', POD_NAMESPACE: ns },
-  );
-  await waitUntil(async () => {
-    if (operator?.exitCode !== null) throw new Error(`operator exited:\n${output}`);
-    return (await httpsGet(`https://127.0.0.1:${healthPort}/readyz`)).status === 200;
-  }, 90_000);
+  ({ settings, healthPort, metricsPort, token: saToken } = operator);
 }, 240_000);
 
 afterAll(async () => {
-  await stop(sidecar);
-  await stop(operator);
+  await stopProcess(sidecar);
+  await operator?.stop();
   await fake?.close();
   admin?.close();
-  // The webhooks (failurePolicy Fail) must not outlive the operator they point at.
-  if (chart) {
-    for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration']) {
-      await cp.kubectl([
-        'delete',
-        kind,
-        settings.operator.webhookConfigurationName,
-        '--ignore-not-found',
-      ]);
-    }
-  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** An opted-in Pod, as stored (after the webhook). */
-async function createInjectedPod(labels: Record<string, string>): Promise<StoredPod> {
-  // The API server may still hold the webhook configuration from before the caBundle patch.
-  let created: StoredPod | undefined;
-  await waitUntil(
-    async () => {
-      const res = await cp.kubectl(['create', '-n', appNs, '-o', 'json', '-f', '-'], {
-        input: JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: {
-            generateName: `${labels.app ?? 'app'}-`,
-            labels,
-            annotations: { 'llmproxy.io/inject': 'true' },
-          },
-          spec: {
-            serviceAccountName: 'app',
-            containers: [{ name: 'app', image: 'registry.example/chat:1' }],
-          },
-        }),
-      });
-      if (res.code === 0) created = JSON.parse(res.stdout) as StoredPod;
-      return res.code === 0;
+function createInjectedPod(labels: Record<string, string>): Promise<StoredPod> {
+  return createPodThroughWebhook<StoredPod>(cp, appNs, {
+    metadata: {
+      generateName: `${labels.app ?? 'app'}-`,
+      labels,
+      annotations: { 'llmproxy.io/inject': 'true' },
     },
-    30_000,
-    500,
-  );
-  return JSON.parse(
-    await ok(['get', 'pod', '-n', appNs, created?.metadata.name ?? '', '-o', 'json']),
-  ) as StoredPod;
+    spec: {
+      serviceAccountName: 'app',
+      containers: [{ name: 'app', image: 'registry.example/chat:1' }],
+    },
+  });
 }
 
 function sidecarCommand(pod: StoredPod) {
