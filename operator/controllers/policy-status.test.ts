@@ -85,7 +85,7 @@ describe('readyTransitionEvent', () => {
 describe('secrets in policy status', () => {
   const withSecrets = (generation: number, status?: object) => ({
     ...policy(generation, status),
-    spec: {},
+    spec: { podSelector: {} },
   });
   const period = 30;
   const now = '2026-03-01T00:00:00Z';
