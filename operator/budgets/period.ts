@@ -63,12 +63,18 @@ function offsetAt(instant: number, timeZone: string): number {
   return localParts(wholeSecond, timeZone).utcOfLocal - wholeSecond;
 }
 
-/** The instant local midnight starts a calendar day (or the first instant after it, across a gap). */
+/**
+ * The instant a calendar day starts locally: the one that reads 00:00 on the wall clock, or,
+ * where midnight was skipped by a clock change, the instant the clock jumped past it.
+ */
 function startOfLocalDay(date: LocalDate, timeZone: string): number {
   const naive = Date.UTC(date.year, date.month - 1, date.day);
   const first = naive - offsetAt(naive, timeZone);
   const second = naive - offsetAt(first, timeZone);
-  return Math.min(first, second);
+  const readsMidnight = (instant: number) => localParts(instant, timeZone).utcOfLocal === naive;
+  const candidates = [first, second].filter(readsMidnight);
+  if (candidates.length > 0) return Math.min(...candidates);
+  return Math.max(first, second);
 }
 
 function addDays(date: LocalDate, days: number): LocalDate {
