@@ -139,7 +139,7 @@ describe('the shared e2e control plane', () => {
     const example = path.join(repoRoot, 'examples/llmpolicy.yaml');
     const crd = path.join(repoRoot, 'crds/llmpolicies.llmproxy.io.yaml');
     if (!existsSync(example) || !existsSync(crd)) return; // the API issue has not landed yet
-    await ok(cp, ['apply', '--server-side', '-f', crd]);
+    await ok(cp, ['apply', '--server-side', '--force-conflicts', '-f', crd]);
     await ok(cp, [
       'wait',
       '--for=condition=Established',
