@@ -87,6 +87,28 @@ describe('make dev', () => {
     expect(res.stdout.trim().split('\n')).toHaveLength(6); // 1 policy + 2 budgets, twice
   });
 
+  it("shows the allowed call as spend in the demo pod's budgets", async () => {
+    expect(output).toContain('get llmbudgets --watch');
+    const kubeconfig = /export KUBECONFIG=(\S+)/.exec(output)?.[1] ?? '';
+    const bin = /export PATH=(\S+):\$PATH/.exec(output)?.[1] ?? '';
+    const spent = () =>
+      spawnSync(
+        path.join(bin, 'kubectl'),
+        [
+          '-n',
+          'llmproxy-dev',
+          'get',
+          'llmbudget',
+          'demo-monthly',
+          '-o',
+          'jsonpath={.status.spent}',
+        ],
+        { env: { ...process.env, KUBECONFIG: kubeconfig }, encoding: 'utf8' },
+      ).stdout.trim();
+    // The sidecar reports spend every few seconds; the ledger then writes it to the status.
+    await waitUntil(() => Number(spent()) > 0, 30_000, 500);
+  });
+
   it('stops everything on Ctrl-C (SIGINT)', async () => {
     const exited = new Promise<number | null>((resolve) => dev?.once('exit', resolve));
     dev?.kill('SIGINT');
