@@ -49,6 +49,8 @@ interface Outgoing {
 }
 
 const ALLOWANCE_OK: BudgetVerdict = { ok: true };
+/** Enforcement never waits for this (allowances do); it is how fresh `kubectl get llmbudgets` is. */
+const REPORT_EVERY_MS = 10_000;
 
 export class BudgetAllowances {
   private readonly epoch = randomBytes(12).toString('base64url');
@@ -249,7 +251,7 @@ export class BudgetAllowances {
   private arm(): void {
     clearTimeout(this.timer);
     if (this.closed || this.budgets.size === 0) return;
-    const every = this.options.reportEveryMs ?? 5000;
+    const every = this.options.reportEveryMs ?? REPORT_EVERY_MS;
     const delay =
       this.failures > 0 ? Math.min(every, 250 * 2 ** Math.min(this.failures, 5)) : every;
     this.timer = setTimeout(() => {

@@ -337,7 +337,7 @@ function printTryThis(
     '',
     '  # the policies and budgets:',
     '  kubectl get llmpolicies,llmbudgets -A',
-    "  # watch the demo budget's SPENT move a few seconds after each allowed call:",
+    "  # watch the demo budget's SPENT move within ten seconds of each allowed call:",
     `  kubectl -n ${DEMO_NS} get llmbudgets --watch`,
     '  # the sidecar the webhook injected into the demo pod:',
     `  kubectl -n ${DEMO_NS} get pod ${DEMO_POD} -o jsonpath='{.spec.initContainers[*].name}{"\\n"}'`,

@@ -105,7 +105,7 @@ describe('make dev', () => {
         ],
         { env: { ...process.env, KUBECONFIG: kubeconfig }, encoding: 'utf8' },
       ).stdout.trim();
-    // The sidecar reports spend every few seconds; the ledger then writes it to the status.
+    // The sidecar reports spend every ten seconds; the ledger then writes it to the status.
     await waitUntil(() => Number(spent()) > 0, 30_000, 500);
   });
 
