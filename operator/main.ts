@@ -23,7 +23,12 @@ import { SecretRegistry, secretRefsOf } from './keys/index.js';
 import { KubeClient, loadKubeConfig } from './kube/index.js';
 import { startLeaderElection } from './leader/index.js';
 import { renderOperatorMetrics, startEndpoint, type Endpoint } from './metrics.js';
-import { startAdmission, type Admission } from './webhooks/index.js';
+import {
+  servingProblem,
+  startAdmission,
+  type Admission,
+  type PodObject,
+} from './webhooks/index.js';
 
 /** The package's version, recorded on injected pods (from dist/operator or operator/). */
 function packageVersion(): string {
@@ -96,6 +101,8 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
         secrets.sync(source.listPolicies().flatMap((p) => secretRefsOf(p).map((r) => r.ref)));
       }, 20);
     },
+    // With the injection settings the sidecar container itself is checked too.
+    servingProblem: (pod) => servingProblem(pod as PodObject, config.settings),
   });
   // Before admission: a follower's certificate manager waits for the leader's Secret.
   const elector = startLeaderElection({

@@ -63,6 +63,11 @@ export interface PolicySourceOptions {
   informer?: Omit<InformerOptions, 'namespace' | 'labelSelector' | 'resumeFrom'>;
   /** Any change of a cached policy, budget or pod (status writes and deletions too). */
   onObjectsChanged?(): void;
+  /**
+   * Why an annotated pod must still not be served (its spec could hand the token to another
+   * container); undefined when it may be. The annotation alone proves nothing: a pod can set it.
+   */
+  servingProblem?(pod: Pod): string | undefined;
   /** How long changes are collected before onChange fires. */
   coalesceMs?: number;
 }
@@ -80,6 +85,7 @@ export class PolicySource {
   private readonly pendingPods = new Set<string>();
   private pendingAll = false;
   private timer?: NodeJS.Timeout;
+  private readonly reportedUnservable = new Set<string>();
 
   constructor(private readonly options: PolicySourceOptions) {
     const base = { ...options.informer, namespace: options.namespace, log: options.log };
@@ -148,7 +154,25 @@ export class PolicySource {
     if (!this.synced()) return 'unknown';
     const object = this.pods.get(pod.podName, pod.namespace);
     if (!object || object.metadata?.uid !== pod.podUid) return 'unknown';
-    return object.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION] ? 'allow' : 'forbid';
+    if (!object.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION]) return 'forbid';
+    const problem = this.options.servingProblem?.(object);
+    if (problem) {
+      this.reportUnservable(object, problem);
+      return 'forbid';
+    }
+    return 'allow';
+  }
+
+  /** Once per pod and reason: a refused sidecar reconnects with backoff, and would repeat it. */
+  private reportUnservable(pod: Pod, problem: string): void {
+    const key = `${pod.metadata?.uid ?? ''}\0${problem}`;
+    if (this.reportedUnservable.has(key)) return;
+    if (this.reportedUnservable.size >= 1000) this.reportedUnservable.clear();
+    this.reportedUnservable.add(key);
+    this.options.log.warn('pod not served: its spec could expose its llmproxy.io token', {
+      reason: problem,
+      caller: pod.metadata?.name,
+    });
   }
 
   /** Pods the webhook injected (from the cache), e.g. for the CA annotation refresh. */

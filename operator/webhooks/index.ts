@@ -30,6 +30,7 @@ export {
   InjectionError,
   injectPod,
   injectionRequested,
+  servingProblem,
   type InjectionContext,
   type InjectionOutcome,
   type PodObject,

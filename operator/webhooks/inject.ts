@@ -502,3 +502,76 @@ function statusAnnotation(
     logLevel: settings.logLevel,
   });
 }
+
+/** Only V8 heap sizing may come through NODE_OPTIONS: anything else could load code. */
+const HEAP_FLAGS_ONLY = /^(\s*--max-(old|semi)-space-size=\d{1,6})*\s*$/;
+
+function imageRepository(image: unknown): string {
+  if (typeof image !== 'string') return '';
+  const name = image.split('@')[0] ?? '';
+  const slash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  return colon > slash ? name.slice(0, colon) : name;
+}
+
+/**
+ * Why the operator must not serve this stored pod although it carries the status annotation,
+ * which a pod can set on itself. The operator hands a pod's keys to whoever holds its
+ * llmproxy.io token, so: no container but the one sidecar may hold that token (ephemeral
+ * containers included), no shared process namespace, and, when the injection settings are
+ * known, the "sidecar" must be the injected program talking to this operator: its image
+ * repository and command, one --operator-url naming this operator, and an environment that
+ * cannot load other code. Version upgrades (image tag, heap sizes, ports) still pass.
+ * Undefined when the pod may be served. Pure.
+ */
+export function servingProblem(pod: PodObject, config?: OperatorSettings): string | undefined {
+  const spec = pod.spec;
+  if (!spec || !Array.isArray(spec.containers)) return 'the pod has no containers';
+  if (spec.shareProcessNamespace === true) {
+    return 'with shareProcessNamespace the app could read the provider keys from the sidecar process';
+  }
+  const ephemeral = Array.isArray(spec.ephemeralContainers)
+    ? (spec.ephemeralContainers as Container[])
+    : [];
+  const leak = tokenLeak({
+    ...spec,
+    initContainers: [...(spec.initContainers ?? []), ...ephemeral],
+  });
+  if (leak) return leak;
+  const sidecars = [...spec.containers, ...(spec.initContainers ?? [])].filter(
+    (c) => c.name === SIDECAR_NAME,
+  );
+  if (sidecars.length !== 1 || ephemeral.some((c) => c.name === SIDECAR_NAME)) {
+    return `the pod must have exactly one ${SIDECAR_NAME} container, the injected one`;
+  }
+  if (!config) return undefined;
+  const actual = sidecars[0] as Container;
+  const expectedUrl = `https://${config.operator.serviceName}.${config.operator.namespace}.svc:${config.operator.distributionPort}`;
+  if (imageRepository(actual.image) !== imageRepository(config.sidecar.image)) {
+    return `the ${SIDECAR_NAME} container does not run the sidecar image`;
+  }
+  if (JSON.stringify(actual.command ?? []) !== JSON.stringify(config.sidecar.command)) {
+    return `the ${SIDECAR_NAME} container's command is not the sidecar's`;
+  }
+  const args = Array.isArray(actual.args) ? (actual.args as unknown[]).map(String) : [];
+  const urlFlags = args.filter((a) => a === '--operator-url' || a.startsWith('--operator-url='));
+  const at = args.indexOf('--operator-url');
+  if (
+    urlFlags.length !== 1 ||
+    at < 0 ||
+    args[at + 1] !== expectedUrl ||
+    args.some((a) => a.startsWith('--policy-file'))
+  ) {
+    return `the ${SIDECAR_NAME} container does not connect to this operator`;
+  }
+  if (actual.envFrom !== undefined) return `the ${SIDECAR_NAME} container takes env from elsewhere`;
+  for (const variable of actual.env ?? []) {
+    const allowed =
+      variable.name.startsWith('LLMPROXY_') ||
+      (variable.name === 'NODE_OPTIONS' &&
+        variable.valueFrom === undefined &&
+        HEAP_FLAGS_ONLY.test(variable.value ?? ''));
+    if (!allowed) return `the ${SIDECAR_NAME} container sets ${variable.name.slice(0, 64)}`;
+  }
+  return undefined;
+}

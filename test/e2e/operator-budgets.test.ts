@@ -19,6 +19,7 @@ import {
   type KubeObject,
 } from '../../operator/kube/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { freePort, startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
@@ -125,15 +126,7 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
 
   /** A Pod object as the webhook leaves it, and a sidecar process running as that pod. */
   const startPodSidecar = async (name: string, app: string, operator: Operator) => {
-    const pod = await client.create(Pods, {
-      metadata: {
-        name,
-        namespace: ns,
-        labels: { app },
-        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
-    });
+    const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
     const tokenFile = path.join(dir, `${name}.token`);
     writeFileSync(
       tokenFile,

@@ -23,6 +23,7 @@ import {
 } from '../../operator/kube/index.js';
 import type { LlmPolicyStatus } from '../../crds/v1alpha1/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { freePort, waitUntil } from '../support/sidecar.js';
@@ -104,16 +105,7 @@ describe('provider keys from the operator', () => {
     }) as KubeObject;
 
   const createPod = async (name: string, app: string): Promise<string> => {
-    const pod = await client.create(Pods, {
-      metadata: {
-        name,
-        namespace: ns,
-        labels: { app },
-        // What the webhook records on a pod it injected; only such pods are served.
-        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
-    });
+    const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
     return pod.metadata?.uid ?? '';
   };
 

@@ -21,6 +21,7 @@ import {
 import { connectToOperator, type OperatorConnection } from '../../sidecar/control/index.js';
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
+import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
 
@@ -151,16 +152,10 @@ describe('the operator process', () => {
         models: [{ provider: 'local', allow: ['llama-3-*'] }],
       },
     } as KubeObject);
-    const pod = await client.create(Pods, {
-      metadata: {
-        name: 'demo-1',
-        namespace: ns,
-        labels: { app: 'demo' },
-        // What the webhook records on a pod it injected; only such pods are served.
-        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
-    });
+    const pod = await client.create(
+      Pods,
+      injectedPod({ name: 'demo-1', namespace: ns, labels: { app: 'demo' } }),
+    );
     pki = await createTestPki();
     dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-main-'));
     writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
@@ -228,6 +223,30 @@ describe('the operator process', () => {
     );
     expect(metrics.body).toMatch(/llmproxy_operator_connected_sidecars 1\b/);
     expect(metrics.body).toMatch(/llmproxy_operator_policy_acks_total\{result="ack"\} [1-9]/);
+  });
+
+  it('refuses a pod that wrote the status annotation itself and hands the token to its app', async () => {
+    // The annotation is only a claim; the app container mounting the token volume gives it away.
+    const fixture = injectedPod({ name: 'forger-1', namespace: ns, labels: { app: 'demo' } });
+    fixture.spec.containers[0] = {
+      name: 'app',
+      image: 'busybox',
+      volumeMounts: [{ name: 'llmproxy-token', mountPath: '/steal', readOnly: true }],
+    } as (typeof fixture.spec.containers)[number];
+    const forger = await client.create(Pods, fixture);
+    const token = await cp.tokenFor(ns, 'app', {
+      audiences: ['llmproxy.io'],
+      boundPod: { name: 'forger-1', uid: forger.metadata?.uid ?? '' },
+    });
+    let res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token);
+    const deadline = Date.now() + 10_000;
+    while (res.status !== 403 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token).catch(() => res);
+    }
+    expect(res.status).toBe(403);
+    expect(res.body).not.toContain('llama');
+    await waitFor(() => output.includes('container app mounts llmproxy-token'));
   });
 
   it('keeps the sidecar on its last policy while the operator is killed, and catches up after', async () => {
