@@ -87,6 +87,27 @@ describe('applyReports', () => {
     expect(lagging.ledger.spentMicros).toBe(2000);
   });
 
+  it('follows a change of period: shorter starts a new one, longer extends the current one', () => {
+    const monthly = applyReports(
+      undefined,
+      { ...terms, period: 'monthly' },
+      [report('a', 1, 700, false)],
+      NOW,
+    );
+    const daily = applyReports(monthly.ledger, terms, [report('a', 2, 1, false)], NOW + 1);
+    expect(daily.periodStarted).toBe(true);
+    expect(daily.ledger.periodEnd).toBe(Date.UTC(2026, 10, 26));
+    const back = applyReports(
+      daily.ledger,
+      { ...terms, period: 'monthly' },
+      [report('a', 3, 1, false)],
+      NOW + 2,
+    );
+    expect(back.periodStarted).toBe(false);
+    expect(back.ledger.spentMicros).toBe(2);
+    expect(back.ledger.periodEnd).toBe(Date.UTC(2026, 11, 1));
+  });
+
   it('returns an expired lease to the budget', () => {
     const small: BudgetTerms = { ...terms, limitMicros: 1000 };
     const held = applyReports(undefined, small, [report('a', 1, 0)], NOW, {

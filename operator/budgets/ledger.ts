@@ -106,8 +106,8 @@ export function applyReports(
       : previous;
   const ledger: Ledger = {
     ...base,
-    // The terms may have changed (period, time zone): the end follows them.
-    periodEnd: rolled || previous === undefined ? bounds.end : base.periodEnd,
+    // A longer period (daily to monthly) extends the current one; a shorter one rolls above.
+    periodEnd: rolled || previous === undefined ? bounds.end : Math.max(base.periodEnd, bounds.end),
     allowances: base.allowances
       .filter((a) => a.expiresAt > now - REPLAY_MEMORY_LEASES * options.leaseMs)
       .map((a) => ({ ...a, amountMicros: a.expiresAt > now ? a.amountMicros : 0 })),
