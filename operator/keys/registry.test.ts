@@ -150,6 +150,33 @@ describe('SecretRegistry', () => {
     expect(registry.keysFor(granted)).toMatchObject([{ version: 'v2', value: rotated }]);
   });
 
+  it('withdraws a value it can no longer re-check once past the staleness bound', async () => {
+    const sm = fakeSecretsManager();
+    sm.secrets.set('s', { value: canary(), version: 'v1', changed: new Date(0) });
+    let now = Date.now();
+    let changes = 0;
+    registry = new SecretRegistry({
+      log,
+      adapterFor: sm.factory,
+      clock: () => now,
+      maxStalenessMs: 60_000,
+      onKeysChanged: () => changes++,
+    });
+    registry.sync([ref('s', { refreshIntervalSeconds: 0.05 })]);
+    await until(() => changes === 1);
+    const granted = policy([{ name: 'p', credentials: { awsSecretsManager: ref('s') } }]);
+    expect(registry.keysFor(granted)).toHaveLength(1);
+    // AWS goes away: within the bound the value is still pushed...
+    sm.secrets.delete('s');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(changes).toBe(1);
+    expect(registry.keysFor(granted)).toHaveLength(1);
+    // ...past it, the next failed read tells the server to push a set without it.
+    now += 61_000;
+    await until(() => changes === 2);
+    expect(registry.keysFor(granted)).toEqual([]);
+  });
+
   it('observes ages and failures by reason, never values', async () => {
     const sm = fakeSecretsManager();
     const changed = new Date('2025-01-01T00:00:00Z');

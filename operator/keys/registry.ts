@@ -55,6 +55,8 @@ const DEFAULT_REFRESH_SECONDS = 300;
 
 export class SecretRegistry {
   private readonly caches = new Map<string, SecretCache>();
+  /** Whether each cache held a pushable value at its last read, to notice when it stops. */
+  private readonly usable = new Map<string, boolean>();
   private readonly described = new Map<string, Described>();
   /** Secrets to describe: key → where. */
   private describeTargets = new Map<string, { region?: string; secretId: string }>();
@@ -96,6 +98,7 @@ export class SecretRegistry {
       if (wanted.has(key)) continue;
       cache.close();
       this.caches.delete(key);
+      this.usable.delete(key);
     }
     const previous = this.describeTargets;
     this.describeTargets = targets;
@@ -184,7 +187,13 @@ export class SecretRegistry {
       log: this.options.log,
       clock: this.clock,
       ...(this.options.random ? { random: this.options.random } : {}),
-      onRefresh: () => this.observed(),
+      onRefresh: () => {
+        this.observed();
+        // Past the staleness bound after failed reads: pods holding the value must drop it.
+        const usable = cache.peek() !== undefined;
+        if (this.usable.get(key) === true && !usable) this.call(() => this.options.onKeysChanged());
+        this.usable.set(key, usable);
+      },
       onChange: () => {
         // A new value (a rotation) is a new LastChangedDate: look again now.
         this.describe(describeKey(region, ref.secretId));
