@@ -98,7 +98,15 @@ describe('the shared e2e control plane', () => {
       : [];
     const names: string[] = [];
     for (const file of files) {
-      const out = await ok(cp, ['apply', '--server-side', '-f', file, '-o', 'name']);
+      const out = await ok(cp, [
+        'apply',
+        '--server-side',
+        '--force-conflicts',
+        '-f',
+        file,
+        '-o',
+        'name',
+      ]);
       names.push(...out.split('\n').filter((l) => l.startsWith('customresourcedefinition')));
     }
     await ok(cp, ['apply', '--server-side', '-f', '-'], JSON.stringify(widgetCRD));
