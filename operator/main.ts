@@ -160,7 +160,10 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
     policyFor: (pod) => source.policyFor(pod),
     keysFor: (_pod, policy) => secrets.keysFor(policy),
     authorize: (pod) => source.injection(pod),
-    lease: (pod, request) => answerLease(ledger, pod, source.policyFor(pod), request),
+    lease: (pod, request) =>
+      answerLease(ledger, pod, source.policyFor(pod), request, (budget) =>
+        source.budgetPodCounts().get(budget),
+      ),
     ready: () => source.synced(),
     log,
     onAck: (pod, ack) => {

@@ -26,6 +26,8 @@ export async function answerLease(
   pod: LeasingPod,
   policy: CompiledPolicy | undefined,
   request: LeaseRequest,
+  /** Pods each budget covers (the operator's count), so allowances are shared from the start. */
+  coveredPods: (budgetId: string) => number | undefined = () => undefined,
   now: () => number = Date.now,
 ): Promise<LeaseResponse> {
   const granted = new Set((policy?.budgets ?? []).map((b) => b.id));
@@ -35,15 +37,20 @@ export async function answerLease(
       if (!policy) return { budget, error: 'unavailable' };
       if (!granted.has(budget)) return { budget, error: 'unknown_budget' };
       try {
-        const grant = await ledger.submit(budget, {
-          pod: pod.podName,
-          uid: pod.podUid,
-          epoch: request.epoch,
-          seq: report.seq,
-          spentMicros: report.spentMicros,
-          want: report.want,
-          ...(report.release ? { release: true } : {}),
-        });
+        const grant = await ledger.submit(
+          budget,
+          {
+            pod: pod.podName,
+            uid: pod.podUid,
+            epoch: request.epoch,
+            seq: report.seq,
+            spentMicros: report.spentMicros,
+            want: report.want,
+            ...(report.release ? { release: true } : {}),
+            ...(coveredPods(budget) !== undefined ? { coveredPods: coveredPods(budget) } : {}),
+          },
+          request.urgent === true,
+        );
         if (!grant) return { budget, amountMicros: 0, expiresInMs: 0, exhausted: false };
         return {
           budget,

@@ -61,6 +61,8 @@ export class BudgetLedger {
   private readonly pending = new Map<string, Pending[]>();
   private readonly running = new Set<string>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Budgets with a report a call is waiting on: written without the batching delay. */
+  private readonly urgent = new Set<string>();
   private readonly stats: LedgerStats = {
     reports: 0,
     replays: 0,
@@ -73,14 +75,18 @@ export class BudgetLedger {
   constructor(private readonly options: BudgetLedgerOptions) {}
 
   /** Counts a sidecar's report on `namespace/name` and answers with its allowance. */
-  submit(budgetId: string, report: SpendReport): Promise<Grant | undefined> {
+  /**
+   * Counts a sidecar's report on `namespace/name` and answers with its allowance. `urgent`: a
+   * call is waiting for it, so the batch is written now rather than after the batching window.
+   */
+  submit(budgetId: string, report: SpendReport, urgent = false): Promise<Grant | undefined> {
     if (this.closed) return Promise.reject(new LedgerError('unavailable', 'operator stopping'));
     this.stats.reports++;
     return new Promise((resolve, reject) => {
       const queue = this.pending.get(budgetId) ?? [];
       queue.push({ report, resolve, reject });
       this.pending.set(budgetId, queue);
-      this.schedule(budgetId);
+      this.schedule(budgetId, urgent);
     });
   }
 
@@ -129,14 +135,21 @@ export class BudgetLedger {
     this.pending.clear();
   }
 
-  private schedule(budgetId: string): void {
-    if (this.running.has(budgetId) || this.timers.has(budgetId)) return;
+  private schedule(budgetId: string, urgent = false): void {
+    if (urgent) this.urgent.add(budgetId);
+    if (this.running.has(budgetId)) return;
+    const timer = this.timers.get(budgetId);
+    if (timer && !urgent) return;
+    clearTimeout(timer);
     this.timers.set(
       budgetId,
-      setTimeout(() => {
-        this.timers.delete(budgetId);
-        void this.drain(budgetId);
-      }, this.options.batchMs ?? DEFAULT_BATCH_MS),
+      setTimeout(
+        () => {
+          this.timers.delete(budgetId);
+          void this.drain(budgetId);
+        },
+        this.urgent.has(budgetId) ? 0 : (this.options.batchMs ?? DEFAULT_BATCH_MS),
+      ),
     );
   }
 
@@ -144,6 +157,7 @@ export class BudgetLedger {
   private async drain(budgetId: string): Promise<void> {
     const batch = this.pending.get(budgetId) ?? [];
     this.pending.delete(budgetId);
+    this.urgent.delete(budgetId);
     if (batch.length === 0) return;
     this.running.add(budgetId);
     try {

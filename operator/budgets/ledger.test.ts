@@ -108,6 +108,31 @@ describe('applyReports', () => {
     expect(back.ledger.periodEnd).toBe(Date.UTC(2026, 11, 1));
   });
 
+  it('shares a small budget among many sidecars asking at once instead of leasing it to the first few', () => {
+    const many = Array.from({ length: 200 }, (_, i) => report(`p${i}`, 1, 0));
+    const step = applyReports(undefined, terms, many, NOW);
+    const amounts = step.grants.map((g) => g?.amountMicros ?? 0);
+    expect(Math.min(...amounts)).toBe(50_000);
+    expect(amounts.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(terms.limitMicros);
+    // A latecomer finds it all leased; as the others renew, their share shrinks and frees room.
+    const late = applyReports(step.ledger, terms, [report('late', 1, 0)], NOW + 1);
+    expect(late.grants[0]?.exhausted).toBe(true);
+    const renewals = Array.from({ length: 200 }, (_, i) => report(`p${i}`, 2, 10_000));
+    const shrunk = applyReports(late.ledger, terms, renewals, NOW + 2);
+    const again = applyReports(shrunk.ledger, terms, [report('late', 2, 0)], NOW + 3);
+    expect(again.grants[0]?.amountMicros).toBeGreaterThan(0);
+  });
+
+  it('leases the first of many covered pods no more than its share, so later pods are not starved', () => {
+    const first = applyReports(
+      undefined,
+      terms,
+      [{ ...report('p0', 1, 0), coveredPods: 1000 }],
+      NOW,
+    );
+    expect(first.grants[0]?.amountMicros).toBe(10_000);
+  });
+
   it('returns an expired lease to the budget', () => {
     const small: BudgetTerms = { ...terms, limitMicros: 1000 };
     const held = applyReports(undefined, small, [report('a', 1, 0)], NOW, {

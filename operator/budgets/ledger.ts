@@ -44,6 +44,8 @@ export interface SpendReport {
   want: boolean;
   /** The sidecar is going away: its unspent allowance returns to the budget. */
   release?: boolean;
+  /** How many pods the budget covers as the operator sees them: nobody leases more than a share. */
+  coveredPods?: number;
 }
 
 export interface Grant {
@@ -157,6 +159,19 @@ export function applyReports(
   }
 
   const chunk = Math.max(1, Math.floor(terms.limitMicros * options.chunkFraction));
+  // No holder may take more than an equal share of what is left, counting every live lease and
+  // every sidecar asking now: otherwise the first fifty pods of a big deployment lease a small
+  // budget whole and the rest are refused while almost nothing is spent.
+  const holders = new Set(
+    // A sidecar that asked recently and got nothing still waits for its share.
+    [...byUid.values()].filter((a) => a.expiresAt > now).map((a) => a.uid),
+  );
+  for (const report of reports) if (report.want && !report.release) holders.add(report.uid);
+  const covered = Math.max(0, ...reports.map((r) => r.coveredPods ?? 0));
+  const fairShare = Math.floor(
+    Math.max(0, terms.limitMicros - ledger.spentMicros) / Math.max(1, holders.size, covered),
+  );
+  const target = Math.max(1, Math.min(chunk, fairShare));
   const grants = reports.map((report): Grant | undefined => {
     if (!report.want || report.release) return undefined;
     const entry = entryFor(report);
@@ -168,8 +183,11 @@ export function applyReports(
     for (const other of byUid.values()) if (other !== entry) leasedToOthers += other.amountMicros;
     const available = terms.limitMicros - ledger.spentMicros - leasedToOthers - entry.amountMicros;
     const full = byUid.size > options.maxAllowances && entry.amountMicros === 0;
-    if (!full && entry.amountMicros < chunk && available > 0) {
-      entry.amountMicros += Math.min(chunk - entry.amountMicros, available);
+    // A renewal is also the moment to give back more than a fair share: the sidecar replaces
+    // its allowance with what this grant says.
+    if (entry.amountMicros > target) entry.amountMicros = target;
+    if (!full && entry.amountMicros < target && available > 0) {
+      entry.amountMicros += Math.min(target - entry.amountMicros, available);
     }
     entry.expiresAt = now + options.leaseMs;
     return {

@@ -79,6 +79,7 @@ export class PolicySource {
   private index?: CompilerIndex;
   /** Pods each policy selects among those holding a share; recounted after a change. */
   private podCounts?: Map<string, number>;
+  private budgetCounts?: { at: number; counts: Map<string, number> };
   /** The counts the last flush announced: pods of policies whose count moved since get re-pushed. */
   private announcedCounts = new Map<string, number>();
   private readonly pendingNamespaces = new Set<string>();
@@ -187,6 +188,25 @@ export class PolicySource {
     const object = this.pods.get(pod.podName, pod.namespace);
     if (!object) return [];
     return this.compilerIndex().policiesFor(identityOf(object, pod.namespace));
+  }
+
+  /**
+   * How many injected pods each budget (`namespace/name`) covers: its allowances are divided
+   * among them. Recounted at most every two seconds; leases are renewed far less often.
+   */
+  budgetPodCounts(now = Date.now()): ReadonlyMap<string, number> {
+    if (this.budgetCounts && now - this.budgetCounts.at < 2000) return this.budgetCounts.counts;
+    const index = this.compilerIndex();
+    const counts = new Map<string, number>();
+    for (const pod of this.pods.list()) {
+      const namespace = pod.metadata?.namespace;
+      if (!holdsShare(pod) || !namespace) continue;
+      for (const id of index.budgetsFor(identityOf(pod, namespace))) {
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+    }
+    this.budgetCounts = { at: now, counts };
+    return counts;
   }
 
   /** How many pods holding a share each policy selects: divides its shared limits among them. */

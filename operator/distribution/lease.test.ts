@@ -125,6 +125,7 @@ describe('the lease endpoint', () => {
       JSON.stringify({ ...valid, reports: [{ ...valid.reports[0], seq: 1.5 }] }),
     ],
     ['a short epoch', JSON.stringify({ ...valid, epoch: 'x' })],
+    ['an urgency that is no flag', JSON.stringify({ ...valid, urgent: 'yes' })],
     [
       'too many reports',
       JSON.stringify({

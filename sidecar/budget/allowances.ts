@@ -164,14 +164,17 @@ export class BudgetAllowances {
   }
 
   private async renewAndCheck(): Promise<BudgetVerdict> {
-    await withTimeout(this.renew(), this.options.waitMs ?? 3000).catch(() => undefined);
+    await withTimeout(this.renew(true), this.options.waitMs ?? 3000).catch(() => undefined);
     return this.check(true) ?? ALLOWANCE_OK;
   }
 
-  /** One lease request at a time; callers arriving meanwhile share it. Never rejects. */
-  private renew(): Promise<void> {
+  /**
+   * One lease request at a time; callers arriving meanwhile share it. Never rejects. `urgent`:
+   * a call waits on it, so the operator should not hold it for batching.
+   */
+  private renew(urgent = false): Promise<void> {
     if (this.closed) return Promise.resolve();
-    this.renewing ??= this.exchange()
+    this.renewing ??= this.exchange(urgent)
       .catch(() => undefined)
       .finally(() => {
         this.renewing = undefined;
@@ -199,11 +202,12 @@ export class BudgetAllowances {
     return { request: { epoch: this.epoch, reports }, states };
   }
 
-  private async exchange(): Promise<void> {
+  private async exchange(urgent: boolean): Promise<void> {
     if (this.budgets.size === 0) return;
     // A request whose outcome is unknown is resent as it was: same numbers, so it counts once.
     this.outgoing ??= this.build();
-    const { request, states } = this.outgoing;
+    const { states } = this.outgoing;
+    const request = urgent ? { ...this.outgoing.request, urgent } : this.outgoing.request;
     const sentAt = this.now();
     let response: LeaseResponse;
     try {

@@ -47,6 +47,8 @@ export interface LeaseRequest {
   /** This sidecar process, random per start. */
   epoch: string;
   reports: LeaseReport[];
+  /** A call is waiting for this answer: the operator writes it without batching delay. */
+  urgent?: boolean;
 }
 
 export type LeaseGrant =
@@ -86,7 +88,8 @@ export function decodeLeaseRequest(value: unknown): LeaseRequest | undefined {
     seen.add(budget);
     decoded.push({ budget, seq, spentMicros, want, ...(release ? { release } : {}) });
   }
-  return { epoch: value.epoch, reports: decoded };
+  if (value.urgent !== undefined && typeof value.urgent !== 'boolean') return undefined;
+  return { epoch: value.epoch, reports: decoded, ...(value.urgent ? { urgent: true } : {}) };
 }
 
 /** Validates the operator's answer (the sidecar trusts the operator, but not a garbled body). */
