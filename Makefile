@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export LLMPROXY_CACHE ?= $(HOME)/.cache/llmproxy
 
-.PHONY: help deps build test test-unit lint dev bench crds chart controlplane test-deps clean
+.PHONY: help deps build test test-unit lint dev bench bench-ledger crds chart controlplane test-deps clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ dev: build ## the main job: run llmproxy locally and print what to try
 
 bench: test-deps build ## measure the sidecar against a bare pass-through (docs/benchmarks.md)
 	node --import tsx test/bench/main.ts
+
+bench-ledger: test-deps build ## the budget ledger under load: simulated sidecars, a real operator and API server
+	node --import tsx test/bench/ledger.ts
 
 crds: deps ## regenerate crds/*.yaml and the chart's copy from crds/*.ts
 	node --import tsx crds/generate.ts
