@@ -94,6 +94,7 @@ interface Exchange {
 export function createPipeline(options: PipelineOptions) {
   const { log } = options;
   let bufferedBytes = 0;
+  const unpriced = new Set<string>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const exchange: Exchange = { started: performance.now() };
@@ -455,6 +456,7 @@ export function createPipeline(options: PipelineOptions) {
       provider.grant.name,
     );
     options.budgets?.spend(exchange.costMicros);
+    if (exchange.costMicros === null && options.budgets) warnUnpriced(provider.grant.name, model);
     options.usageSink?.record({
       provider: provider.grant.name,
       model,
@@ -464,6 +466,17 @@ export function createPipeline(options: PipelineOptions) {
       status: exchange.status ?? 0,
       aborted: exchange.code === 'client_closed',
     });
+  }
+
+  /** A call with no known price costs a budget nothing: say so once per model, with the fix. */
+  function warnUnpriced(provider: string, model: string): void {
+    const key = `${provider}/${model}`;
+    if (unpriced.has(key) || unpriced.size >= 256) return;
+    unpriced.add(key);
+    log.warn(
+      'no price is known for this model: its calls are not counted against budgets; add a priceOverride to the LlmBudget',
+      { event: 'unpriced_model', provider, model },
+    );
   }
 
   function accessLog(req: IncomingMessage, exchange: Exchange): void {

@@ -110,7 +110,7 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
       },
     } as KubeObject);
 
-  const createPolicy = (name: string, app: string) =>
+  const createPolicy = (name: string, app: string, models = ['gpt-4o-mini']) =>
     client.create(LlmPolicies, {
       apiVersion: 'llmproxy.io/v1alpha1',
       kind: 'LlmPolicy',
@@ -120,7 +120,7 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
         providers: [
           { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
         ],
-        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
+        models: [{ provider: 'openai', allow: models }],
       },
     } as KubeObject);
 
@@ -149,11 +149,11 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
     return sidecar;
   };
 
-  const call = async (sidecar: RunningSidecar) => {
+  const call = async (sidecar: RunningSidecar, model = 'gpt-4o-mini') => {
     const res = await fetch(`${sidecar.url}/openai/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
     });
     const body = (await res.json()) as { error?: { code?: string } };
     return { status: res.status, code: body.error?.code, retry: res.headers.get('x-should-retry') };
@@ -359,6 +359,16 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
     const after = await budget('race');
     expect(after.status?.spent).toBe(before);
     expect(after.status?.allowances?.some((a) => a.pod === 'meter-1')).toBe(false);
+  });
+
+  it('says once, with the fix, when a model has no price and so costs a budget nothing', async () => {
+    await createPolicy('unpriced', 'unpriced', ['in-house-model-7b']);
+    await createBudget('unpriced', 'unpriced', '1');
+    const sidecar = await startPodSidecar('unpriced-1', 'unpriced', operators[1]!);
+    for (let i = 0; i < 3; i++) expect((await call(sidecar, 'in-house-model-7b')).status).toBe(200);
+    await sidecar.waitForOutput('unpriced_model');
+    expect(sidecar.output().match(/unpriced_model/g)).toHaveLength(1);
+    expect(sidecar.output()).toContain('add a priceOverride to the LlmBudget');
   });
 
   it('never prints a pod token', () => {
