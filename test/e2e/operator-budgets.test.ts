@@ -2,12 +2,10 @@
 // processes in managed mode with minted pod-bound tokens for real Pod objects, traffic to the
 // fake provider. The ledger lives in LlmBudget status; nothing is counted twice or lost.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LlmBudget } from '../../crds/v1alpha1/index.js';
 import {
   KubeClient,
@@ -21,20 +19,17 @@ import {
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
-import { freePort, startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
-import { createTestPki, type TestPki } from '../support/tls.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const OPERATOR_MAIN = path.join(repoRoot, 'dist/operator/main.js');
+import {
+  applyCrds,
+  startOperatorProcess,
+  writeServingTls,
+  type OperatorProcess,
+} from '../support/operator-process.js';
+import { startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
+import type { TestPki } from '../support/tls.js';
 
 /** The fake provider bills 12 input and 7 output tokens per call; at $1,000 per million each: */
 const CALL_MICROS = 19_000;
-
-interface Operator {
-  port: number;
-  process: ChildProcess;
-  output: () => string;
-}
 
 describe('budgets: spend counted by any replica, enforced by leased allowances', () => {
   let cp: ControlPlane;
@@ -43,53 +38,11 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
   let dir: string;
   let pki: TestPki;
   let fake: FakeProvider;
-  const operators: Operator[] = [];
+  const operators: OperatorProcess[] = [];
   const sidecars: RunningSidecar[] = [];
 
-  const startOperator = async (identity: string, port: number): Promise<Operator> => {
-    let output = '';
-    const child = spawn(
-      process.execPath,
-      [
-        OPERATOR_MAIN,
-        '--kubeconfig',
-        cp.kubeconfigPath,
-        '--tls-cert-file',
-        path.join(dir, 'tls.crt'),
-        '--tls-key-file',
-        path.join(dir, 'tls.key'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--namespace',
-        ns,
-        '--leader-election-namespace',
-        ns,
-        '--identity',
-        identity,
-      ],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_OPTIONS: '' },
-      },
-    );
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await waitUntil(async () => {
-      if (child.exitCode !== null) throw new Error(`operator exited:\n${output}`);
-      return (await readyz(port)) === 200;
-    }, 60_000);
-    return { port, process: child, output: () => output };
-  };
-
-  const readyz = (port: number): Promise<number> =>
-    new Promise((resolve) => {
-      const req = https.get(`https://127.0.0.1:${port}/readyz`, { ca: pki.caPem }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', () => resolve(0));
-    });
+  const startOperator = (identity: string, port?: number): Promise<OperatorProcess> =>
+    startOperatorProcess({ cp, namespace: ns, tlsDir: dir, ca: pki.caPem, identity, port });
 
   const budget = async (name: string): Promise<LlmBudget> =>
     (await client.get(LlmBudgets, name, ns)) as unknown as LlmBudget;
@@ -125,7 +78,7 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
     } as KubeObject);
 
   /** A Pod object as the webhook leaves it, and a sidecar process running as that pod. */
-  const startPodSidecar = async (name: string, app: string, operator: Operator) => {
+  const startPodSidecar = async (name: string, app: string, operator: OperatorProcess) => {
     const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
     const tokenFile = path.join(dir, `${name}.token`);
     writeFileSync(
@@ -174,29 +127,22 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
   };
 
   beforeAll(async () => {
-    if (!existsSync(OPERATOR_MAIN)) throw new Error('dist/ is missing: run `npm run build`');
     cp = await sharedControlPlane();
-    const crds = await cp.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
-    if (crds.code !== 0) throw new Error(`applying CRDs failed: ${crds.stderr}`);
-    await cp.kubectl(['wait', '--for=condition=Established', 'crd/llmbudgets.llmproxy.io']);
+    await applyCrds(cp);
     client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
     ns = await freshNamespace('operator-budgets');
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
     fake = await startFakeProvider();
-    pki = await createTestPki();
     dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-budgets-e2e-'));
-    writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
-    writeFileSync(path.join(dir, 'tls.crt'), pki.certPem);
-    writeFileSync(path.join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
-    const [a, b] = await Promise.all([freePort(), freePort()]);
+    pki = await writeServingTls(dir);
     operators.push(
-      ...(await Promise.all([startOperator('replica-a', a), startOperator('replica-b', b)])),
+      ...(await Promise.all([startOperator('replica-a'), startOperator('replica-b')])),
     );
   });
 
   afterAll(async () => {
     await Promise.all(sidecars.map((s) => s.stop()));
-    for (const op of operators) if (op.process.exitCode === null) op.process.kill('SIGKILL');
+    await Promise.all(operators.map((op) => op.kill()));
     await fake?.close();
     client?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -292,8 +238,7 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
     const op = operators[0]!;
     const sidecar = await startPodSidecar('outage-1', 'outage', op);
     for (let i = 0; i < 5; i++) expect((await call(sidecar)).status).toBe(200);
-    op.process.kill('SIGKILL');
-    await new Promise((r) => op.process.once('exit', r));
+    await op.kill();
     // Its allowance (2% of the limit) covers these calls without the operator.
     for (let i = 0; i < 10; i++) expect((await call(sidecar)).status).toBe(200);
     operators[0] = await startOperator('replica-a', op.port);

@@ -1,14 +1,12 @@
-// The operator as a process (operator/main.ts) against the real API server: a sidecar gets its
+// The operator as a process (dist/operator/main.js) against the real API server: a sidecar gets its
 // policy from it, keeps enforcing it while the operator is killed, and receives the change made
 // meanwhile once the operator is back; SIGTERM releases the Lease.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   KubeClient,
   Leases,
@@ -23,10 +21,16 @@ import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
-import { createTestPki, type TestPki } from '../support/tls.js';
+import {
+  applyCrds,
+  startOperatorProcess,
+  writeServingTls,
+  type OperatorProcess,
+} from '../support/operator-process.js';
+import { freePort } from '../support/sidecar.js';
+import type { TestPki } from '../support/tls.js';
 
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -34,17 +38,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_0
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const allowed = (p: CompiledPolicy | undefined) =>
@@ -60,46 +53,23 @@ describe('the operator process', () => {
   let metricsPort: number;
   let operator: ChildProcess | undefined;
   let sidecar: OperatorConnection | undefined;
-  let output = '';
+  const runs: OperatorProcess[] = [];
   const received: CompiledPolicy[] = [];
 
   const startOperator = async (): Promise<ChildProcess> => {
-    const child = spawn(
-      process.execPath,
-      [
-        // In-process loader, not the tsx CLI: the CLI runs the program in a child process,
-        // and the test must be able to kill the operator itself.
-        '--import',
-        'tsx',
-        path.join(repoRoot, 'operator/main.ts'),
-        '--kubeconfig',
-        cp.kubeconfigPath,
-        '--tls-cert-file',
-        path.join(dir, 'tls.crt'),
-        '--tls-key-file',
-        path.join(dir, 'tls.key'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--namespace',
-        ns,
-        '--leader-election-namespace',
-        ns,
-        '--identity',
-        'operator-0',
-        '--metrics-listen',
-        `127.0.0.1:${metricsPort}`,
-      ],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_OPTIONS: '' },
-      },
-    );
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(async () => (await readyz()) === 200, 60_000);
-    return child;
+    const started = await startOperatorProcess({
+      cp,
+      namespace: ns,
+      tlsDir: dir,
+      ca: pki.caPem,
+      port,
+      metricsPort,
+    });
+    runs.push(started);
+    return started.process;
   };
+  /** What every operator process of this file printed. */
+  const output = () => runs.map((r) => r.output()).join('');
 
   const get = (url: string, token?: string): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
@@ -112,15 +82,6 @@ describe('the operator process', () => {
       req.on('error', reject);
     });
 
-  const readyz = (): Promise<number> =>
-    new Promise((resolve) => {
-      const req = https.get(`https://127.0.0.1:${port}/readyz`, { ca: pki.caPem }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', () => resolve(0));
-    });
-
   const exited = (child: ChildProcess): Promise<number | null> =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
@@ -129,8 +90,7 @@ describe('the operator process', () => {
 
   beforeAll(async () => {
     cp = await sharedControlPlane();
-    const crds = await cp.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
-    if (crds.code !== 0) throw new Error(`applying CRDs failed: ${crds.stderr}`);
+    await applyCrds(cp);
     await cp.kubectl(['wait', '--for=condition=Established', 'crd/llmpolicies.llmproxy.io']);
     client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
     ns = await freshNamespace('operator-main');
@@ -156,11 +116,8 @@ describe('the operator process', () => {
       Pods,
       injectedPod({ name: 'demo-1', namespace: ns, labels: { app: 'demo' } }),
     );
-    pki = await createTestPki();
     dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-main-'));
-    writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
-    writeFileSync(path.join(dir, 'tls.crt'), pki.certPem);
-    writeFileSync(path.join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
+    pki = await writeServingTls(dir);
     writeFileSync(
       path.join(dir, 'token'),
       await cp.tokenFor(ns, 'app', {
@@ -246,7 +203,7 @@ describe('the operator process', () => {
     }
     expect(res.status).toBe(403);
     expect(res.body).not.toContain('llama');
-    await waitFor(() => output.includes('container app mounts llmproxy-token'));
+    await waitFor(() => output().includes('container app mounts llmproxy-token'));
   });
 
   it('keeps the sidecar on its last policy while the operator is killed, and catches up after', async () => {
@@ -271,6 +228,6 @@ describe('the operator process', () => {
     expect(lease?.spec?.holderIdentity ?? null).toBeNull();
     // Nothing secret in what the operator printed.
     const token = (await import('node:fs')).readFileSync(path.join(dir, 'token'), 'utf8');
-    expect(output).not.toContain(token.trim());
+    expect(output()).not.toContain(token.trim());
   });
 });
