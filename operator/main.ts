@@ -215,6 +215,15 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
               distribution: server.stats(),
               webhooks: admission?.server.stats(),
               ledger: ledger.snapshot(),
+              budgets: source.listBudgets().map((object) => {
+                const budget = object as unknown as LlmBudget;
+                return {
+                  namespace: budget.metadata.namespace ?? '',
+                  name: budget.metadata.name,
+                  spentUsd: Number(budget.status?.spent ?? 0),
+                  limitUsd: Number(budget.spec.limit),
+                };
+              }),
               leader: elector.isLeader(),
             }),
           ],

@@ -60,10 +60,17 @@ describe('renderOperatorMetrics', () => {
         slowConsumers: 0,
       },
       ledger: { reports: 9, replays: 1, writes: 3, failures: 2, countedMicros: 1_250_000 },
+      budgets: [{ namespace: 'team-a', name: 'monthly', spentUsd: 41.27, limitUsd: 250 }],
       leader: false,
     });
     expect(text).toContain('llmproxy_operator_budget_reports_total{result="replay"} 1');
     expect(text).toContain('llmproxy_operator_budget_ledger_writes_total{result="error"} 2');
     expect(text).toContain('llmproxy_operator_budget_spend_usd_total 1.25');
+    expect(text).toContain(
+      'llmproxy_operator_budget_spent_usd{budget_namespace="team-a",budget="monthly"} 41.27',
+    );
+    expect(text).toContain(
+      'llmproxy_operator_budget_limit_usd{budget_namespace="team-a",budget="monthly"} 250',
+    );
   });
 });

@@ -11,6 +11,8 @@ export interface OperatorMetricsInput {
   distribution: DistributionStats;
   webhooks?: WebhookStats;
   ledger?: LedgerStats;
+  /** Each cached LlmBudget's spend and limit, for the dashboard's "budget use" panel. */
+  budgets?: Array<{ namespace: string; name: string; spentUsd: number; limitUsd: number }>;
   leader: boolean;
 }
 
@@ -116,6 +118,26 @@ export function renderOperatorMetrics(input: OperatorMetricsInput): string {
         'counter',
         'Spend this replica counted into budgets, in US dollars.',
         [[{}, l.countedMicros / 1e6]],
+      ),
+    );
+  }
+  if (input.budgets && input.budgets.length > 0) {
+    const label = (b: { namespace: string; name: string }) => ({
+      budget_namespace: b.namespace,
+      budget: b.name,
+    });
+    parts.push(
+      family(
+        'llmproxy_operator_budget_spent_usd',
+        'gauge',
+        'Spend this period, as the LlmBudget status holds it, in US dollars.',
+        input.budgets.map((b): Sample => [label(b), b.spentUsd]),
+      ),
+      family(
+        'llmproxy_operator_budget_limit_usd',
+        'gauge',
+        'The LlmBudget limit per period, in US dollars.',
+        input.budgets.map((b): Sample => [label(b), b.limitUsd]),
       ),
     );
   }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as A from '../../sidecar/telemetry/attributes.js';
+import { renderOperatorMetrics } from '../../operator/metrics.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
   CHART_DIR,
@@ -485,6 +486,40 @@ describe('metric names in the alerts and the dashboard', () => {
   const metricsIn = (text: string): string[] =>
     [...text.matchAll(/\b((?:llmproxy|gen_ai)_[a-z_]+)\s*[{[)]/g)].map((m) => m[1] as string);
 
+  /** Everything the operator can export, rendered with every optional part present. */
+  const operatorMetrics = renderOperatorMetrics({
+    distribution: {
+      streams: 0,
+      connects: 0,
+      authFailures: {
+        missing_token: 0,
+        invalid_token: 0,
+        not_a_pod_token: 0,
+        review_unavailable: 0,
+      },
+      forbidden: 0,
+      notInjected: 0,
+      throttled: 0,
+      policiesSent: 0,
+      keysSent: 0,
+      acks: 0,
+      nacks: 0,
+      leases: 0,
+      badRequests: 0,
+      slowConsumers: 0,
+    },
+    webhooks: {
+      reviews: { mutate: 0, validate: 0 },
+      denied: 0,
+      patched: 0,
+      errors: 0,
+      badRequests: 0,
+    },
+    ledger: { reports: 0, replays: 0, writes: 0, failures: 0, countedMicros: 0 },
+    budgets: [{ namespace: 'ns', name: 'b', spentUsd: 0, limitUsd: 1 }],
+    leader: true,
+  });
+
   it('are the sidecar metrics of attributes.ts or the operator metrics the README names', async () => {
     const readme = readFileSync(path.join(CHART_DIR, 'README.md'), 'utf8');
     const rule = find(await render('ns', MONITORING), 'PrometheusRule');
@@ -495,6 +530,8 @@ describe('metric names in the alerts and the dashboard', () => {
       if (sidecarMetrics.includes(name) || labels.includes(name)) continue;
       expect(name).toMatch(/^llmproxy_operator_/);
       expect(readme).toContain(`\`${name}\``);
+      // ...and the operator really exports it.
+      expect(operatorMetrics).toContain(`# TYPE ${name} `);
     }
     for (const label of ['llmproxy_decision', 'llmproxy_refusal_code', 'gen_ai_token_type'])
       expect(labels).toContain(label);
