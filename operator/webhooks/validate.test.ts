@@ -130,6 +130,13 @@ describe('validateLlmObject: budgets', () => {
     );
   });
 
+  it('refuses a time zone that is not one, and accepts real ones', () => {
+    const typo = check(budget('tz', { podSelector: {}, timeZone: 'Europe/Pariss' }));
+    expect(typo.allowed).toBe(false);
+    expect(typo.message).toMatch(/"Europe\/Pariss" is not an IANA time zone/);
+    expect(check(budget('tz', { podSelector: {}, timeZone: 'Asia/Kolkata' })).allowed).toBe(true);
+  });
+
   it('accepts another period, another selector, and an update of the budget itself', () => {
     const others = [existing];
     expect(

@@ -4,6 +4,7 @@
 // cache, passed in by the caller.
 import { canonicalJson } from '../../sidecar/policy/compiled.js';
 import { globMatches } from '../../sidecar/policy/glob.js';
+import { isKnownTimeZone } from '../budgets/period.js';
 import type { OperatorSettings } from '../config-file.js';
 
 export interface ValidationVerdict {
@@ -144,6 +145,16 @@ function limitCovers(limit: Json, provider: string, model: string): boolean {
 function validateBudget(budget: Json, others: readonly unknown[]): ValidationVerdict {
   const meta = asRecord(budget.metadata);
   const spec = asRecord(budget.spec);
+  // The schema can only check the shape of a zone name; a typo would silently mean UTC.
+  if (typeof spec.timeZone === 'string' && !isKnownTimeZone(spec.timeZone)) {
+    return {
+      allowed: false,
+      message:
+        `spec.timeZone ${JSON.stringify(spec.timeZone.slice(0, 64))} is not an IANA time zone ` +
+        'this operator knows; use a name such as UTC, Europe/Paris or America/New_York',
+      warnings: [],
+    };
+  }
   const target = budgetTarget(spec);
   for (const other of others.map(asRecord)) {
     const otherMeta = asRecord(other.metadata);

@@ -339,6 +339,25 @@ describe('validation through the API server', () => {
     // Updating the first one is fine.
     await ok(['apply', '-n', ns, '-f', '-'], budget('chat-daily'));
   });
+
+  it('refuses a budget whose time zone is a typo, naming the fix', async () => {
+    const res = await kubectl(
+      ['apply', '-n', ns, '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'llmproxy.io/v1alpha1',
+        kind: 'LlmBudget',
+        metadata: { name: 'paris-weekly' },
+        spec: {
+          podSelector: { matchLabels: { app: 'paris' } },
+          limit: '50',
+          period: 'weekly',
+          timeZone: 'Europe/Pariss',
+        },
+      }),
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/"Europe\/Pariss" is not an IANA time zone .* Europe\/Paris/);
+  });
 });
 
 describe('with the webhook server down', () => {
