@@ -1,8 +1,8 @@
 import type { ProviderType } from '../policy/compiled.js';
-import { calcPrice } from '@pydantic/genai-prices';
+import { calcPrice, findProvider } from '@pydantic/genai-prices';
 import fc from 'fast-check';
 import { describe, expect, it } from '@jest/globals';
-import { costMicros } from './cost.js';
+import { costMicros, flatPrice, flatRates } from './cost.js';
 import type { Usage } from './usage.js';
 
 const usage = (over: Partial<Usage> = {}): Usage => ({
@@ -106,6 +106,54 @@ describe('costMicros', () => {
           );
         },
       ),
+    );
+  });
+
+  it('prices every flat-rate model of the table exactly as calcPrice does, or fails where it fails (property)', () => {
+    const flat = ['openai', 'azure', 'anthropic'].flatMap((providerId) => {
+      const provider = findProvider({ providerId })!;
+      return provider.models.flatMap((model) => {
+        const rates = flatRates(model.prices);
+        return rates ? [{ provider: { ...provider, models: [model] }, model, rates }] : [];
+      });
+    });
+    // Most models have flat rates; the others keep calcPrice.
+    expect(flat.length).toBeGreaterThan(50);
+    const count = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3_000_000 }));
+    const cache = fc.option(count, { nil: undefined });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...flat),
+        count,
+        count,
+        cache,
+        cache,
+        fc.boolean(),
+        ({ provider, model, rates }, plain, output, cacheRead, cacheWrite, consistent) => {
+          // Consistent reports count cached tokens inside the input; others may not (and fail).
+          const input = consistent ? plain + (cacheRead ?? 0) + (cacheWrite ?? 0) : plain;
+          const usage = {
+            input_tokens: input,
+            output_tokens: output,
+            ...(cacheRead !== undefined ? { cache_read_tokens: cacheRead } : {}),
+            ...(cacheWrite !== undefined ? { cache_write_tokens: cacheWrite } : {}),
+          };
+          const outcome = (f: () => number | undefined) => {
+            try {
+              return f();
+            } catch {
+              return 'throws';
+            }
+          };
+          const expected = outcome(() => calcPrice(usage, model.id, { provider })?.total_price);
+          if (expected === undefined) return true; // the id does not match its own pattern
+          return Object.is(
+            outcome(() => flatPrice(rates, usage)),
+            expected,
+          );
+        },
+      ),
+      { numRuns: 3000 },
     );
   });
 });
