@@ -1,7 +1,8 @@
 // The admin listener: liveness, readiness with reasons, and metrics. It never shows a key.
+// Three fixed GET routes on node:http: express cost ~3 MB of the sidecar's resident memory for them
+// (docs/benchmarks.md).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import express from 'express';
 
 export interface Readiness {
   ready: boolean;
@@ -18,7 +19,7 @@ export interface AdminServerOptions {
 export function createAdminServer(options: AdminServerOptions): http.Server {
   return http.createServer(
     { requestTimeout: 10_000, headersTimeout: 5_000 },
-    createAdminApp(options),
+    createAdminHandler(options),
   );
 }
 
@@ -29,29 +30,43 @@ export function createProbeServer(
 ): https.Server {
   return https.createServer(
     { ...tls, minVersion: 'TLSv1.3', requestTimeout: 10_000, headersTimeout: 5_000 },
-    createAdminApp(options),
+    createAdminHandler(options),
   );
 }
 
-function createAdminApp(options: AdminServerOptions): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+function createAdminHandler(
+  options: AdminServerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    // As express routed them: query ignored, case-insensitive, one trailing slash allowed.
+    const path = (req.url ?? '/')
+      .split('?', 1)[0]!
+      .toLowerCase()
+      .replace(/(.)\/$/, '$1');
+    if (read && path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (read && path === '/readyz') {
+      const readiness = options.readiness();
+      return json(res, readiness.ready ? 200 : 503, {
+        ready: readiness.ready,
+        reasons: readiness.reasons,
+        ...options.status(),
+      });
+    }
+    if (read && path === '/metrics') {
+      if (options.metrics) return options.metrics(req, res);
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end('# no metrics exporter configured\n');
+    }
+    json(res, 404, { error: 'not found: try /healthz, /readyz or /metrics' });
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
   });
-  app.get('/readyz', (_req, res) => {
-    const readiness = options.readiness();
-    res
-      .status(readiness.ready ? 200 : 503)
-      .json({ ready: readiness.ready, reasons: readiness.reasons, ...options.status() });
-  });
-  app.get('/metrics', (req, res) => {
-    if (options.metrics) options.metrics(req, res);
-    else res.type('text/plain').send('# no metrics exporter configured\n');
-  });
-  app.use((_req, res) => {
-    res.status(404).json({ error: 'not found: try /healthz, /readyz or /metrics' });
-  });
-  return app;
+  res.end(res.req.method === 'HEAD' ? undefined : text);
 }
