@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     hmacKey: await loadHmacKey(config.hmacKeyFile, log),
     log,
     secretValues: () => keys.knownValues(),
-    ...telemetryOptionsFromEnv(process.env),
+    ...(await telemetryOptionsFromEnv(process.env)),
   });
   onRefresh = (secretId, outcome) => {
     for (const provider of store.current()?.policy.providers ?? []) {

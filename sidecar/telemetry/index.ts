@@ -14,9 +14,9 @@ import {
   type Span,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator, setGlobalErrorHandler } from '@opentelemetry/core';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   MeterProvider,
@@ -123,8 +123,11 @@ export interface TelemetryOptions {
   hmacKey: Buffer;
   log: Logger;
   secretValues: SecretSource;
-  /** Export over OTLP/HTTP (endpoint, headers, protocol from the standard OTEL_* variables). */
-  otlp?: boolean;
+  /**
+   * Export over OTLP/HTTP with these exporters (loadOtlpExporters); endpoint, headers and protocol
+   * come from the standard OTEL_* variables.
+   */
+  otlp?: OtlpExporters;
   /** Overrides the OTLP base URL (`http://host:4318`); tests use it. */
   otlpEndpoint?: string;
   metricExportIntervalMs?: number;
@@ -132,13 +135,31 @@ export interface TelemetryOptions {
   spanExporter?: SpanExporter;
 }
 
+/** The OTLP/HTTP exporter classes. */
+export interface OtlpExporters {
+  trace: typeof OTLPTraceExporter;
+  metrics: typeof OTLPMetricExporter;
+}
+
+/**
+ * Loads the OTLP/HTTP exporters. Only a process that exports over OTLP loads them: they cost about
+ * 1.5 MB of resident memory and startup time (docs/benchmarks.md); /metrics needs neither.
+ */
+export async function loadOtlpExporters(): Promise<OtlpExporters> {
+  const [trace, metrics] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/exporter-metrics-otlp-http'),
+  ]);
+  return { trace: trace.OTLPTraceExporter, metrics: metrics.OTLPMetricExporter };
+}
+
 /** The telemetry options the standard OTEL_* variables decide, parsed once at startup. */
-export function telemetryOptionsFromEnv(
+export async function telemetryOptionsFromEnv(
   env: NodeJS.ProcessEnv,
-): Pick<TelemetryOptions, 'otlp' | 'metricExportIntervalMs'> {
+): Promise<Pick<TelemetryOptions, 'otlp' | 'metricExportIntervalMs'>> {
   const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL);
   return {
-    otlp: otlpEnabledFromEnv(env),
+    ...(otlpEnabledFromEnv(env) ? { otlp: await loadOtlpExporters() } : {}),
     ...(Number.isInteger(interval) && interval > 0 ? { metricExportIntervalMs: interval } : {}),
   };
 }
@@ -192,7 +213,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
 
   const exporters: SpanProcessor[] = [];
   if (options.otlp) {
-    const exporter = new OTLPTraceExporter(base ? { url: `${base}/v1/traces` } : {});
+    const exporter = new options.otlp.trace(base ? { url: `${base}/v1/traces` } : {});
     exporters.push(new BatchSpanProcessor(exporter));
   }
   if (options.spanExporter) exporters.push(new SimpleSpanProcessor(options.spanExporter));
@@ -231,7 +252,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   if (options.otlp) {
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter(base ? { url: `${base}/v1/metrics` } : {}),
+        exporter: new options.otlp.metrics(base ? { url: `${base}/v1/metrics` } : {}),
         exportIntervalMillis: options.metricExportIntervalMs ?? 60_000,
         metricProducers: [histograms.producer],
       }),

@@ -9,6 +9,7 @@ import { protectRequest } from '../../sidecar/protection/index.js';
 import {
   createLogger,
   createTelemetry,
+  loadOtlpExporters,
   logAccess,
   operationFor,
   type Telemetry,
@@ -52,7 +53,7 @@ beforeAll(async () => {
     hmacKey: randomBytes(32),
     log,
     secretValues: () => [canary.key],
-    otlp: true,
+    otlp: await loadOtlpExporters(),
     otlpEndpoint: receiver.url,
     metricExportIntervalMs: 60_000,
   });

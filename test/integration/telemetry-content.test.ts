@@ -2,7 +2,12 @@
 // and known secrets are masked, and it is cut to a bounded length.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { createLogger, createTelemetry, type Telemetry } from '../../sidecar/telemetry/index.js';
+import {
+  createLogger,
+  createTelemetry,
+  loadOtlpExporters,
+  type Telemetry,
+} from '../../sidecar/telemetry/index.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
 
 const key = ['sk', 'proj', randomBytes(24).toString('base64url')].join('-');
@@ -21,7 +26,7 @@ beforeAll(async () => {
     hmacKey: randomBytes(32),
     log: createLogger({ level: 'error' }),
     secretValues: () => [key, opaque],
-    otlp: true,
+    otlp: await loadOtlpExporters(),
     otlpEndpoint: receiver.url,
   });
   const call = telemetry.startCall({

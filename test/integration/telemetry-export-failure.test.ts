@@ -5,7 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { createLogger, createTelemetry, type Telemetry } from '../../sidecar/telemetry/index.js';
+import {
+  createLogger,
+  createTelemetry,
+  loadOtlpExporters,
+  type Telemetry,
+} from '../../sidecar/telemetry/index.js';
 
 const canary = `collector-says-${randomBytes(6).toString('hex')}`;
 const lines: string[] = [];
@@ -33,7 +38,7 @@ beforeAll(async () => {
     hmacKey: randomBytes(32),
     log: createLogger({ stream }),
     secretValues: () => [],
-    otlp: true,
+    otlp: await loadOtlpExporters(),
     otlpEndpoint: `http://127.0.0.1:${port}`,
   });
 });
