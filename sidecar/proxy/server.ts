@@ -1,6 +1,6 @@
 // The application-facing listener. The pipeline routes `/{provider}/...` itself: express cost
-// 3-4x the CPU of a bare handler per request here (docs/benchmarks.md), so it serves only the
-// admin listener. Requests the HTTP parser rejects still get a JSON error, not a bare reset.
+// 3-4x the CPU of a bare handler per request here (docs/benchmarks.md), and the sidecar no longer
+// loads it at all. Requests the HTTP parser rejects still get a JSON error, not a bare reset.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { errorResponse, ProxyError } from './errors.js';
@@ -31,7 +31,7 @@ export function createProxyServer(options: ProxyServerOptions): http.Server {
   return server;
 }
 
-/** Requests Node's parser refuses (smuggling, oversized headers, timeouts) never reach express. */
+/** Requests Node's parser refuses (smuggling, oversized headers, timeouts) never reach the pipeline. */
 function onClientError(error: Error & { code?: string }, socket: Socket): void {
   // As Node's own default: answer unless a response already started on this socket.
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
