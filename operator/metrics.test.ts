@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { emptyDistributionStats } from './distribution/index.js';
 import { renderOperatorMetrics } from './metrics.js';
 
 describe('renderOperatorMetrics', () => {
@@ -39,26 +40,7 @@ describe('renderOperatorMetrics', () => {
 
   it('exports the ledger counters, spend in dollars', () => {
     const text = renderOperatorMetrics({
-      distribution: {
-        streams: 0,
-        connects: 0,
-        authFailures: {
-          missing_token: 0,
-          invalid_token: 0,
-          not_a_pod_token: 0,
-          review_unavailable: 0,
-        },
-        forbidden: 0,
-        notInjected: 0,
-        throttled: 0,
-        policiesSent: 0,
-        keysSent: 0,
-        acks: 0,
-        nacks: 0,
-        leases: 4,
-        badRequests: 0,
-        slowConsumers: 0,
-      },
+      distribution: { ...emptyDistributionStats(), leases: 4 },
       ledger: { reports: 9, replays: 1, writes: 3, failures: 2, countedMicros: 1_250_000 },
       budgets: [{ namespace: 'team-a', name: 'monthly', spentUsd: 41.27, limitUsd: 250 }],
       leader: false,

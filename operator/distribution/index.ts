@@ -1,4 +1,5 @@
 export {
+  emptyDistributionStats,
   startDistributionServer,
   type DistributionOptions,
   type DistributionServer,

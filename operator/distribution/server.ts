@@ -126,25 +126,9 @@ interface PodEntry {
   lastSeen: number;
 }
 
-const MAX_NACKS_REMEMBERED = 32;
-const IDLE_POD_FORGET_MS = 60 * 60_000;
-
-export async function startDistributionServer(
-  options: DistributionOptions,
-): Promise<DistributionServer> {
-  const { log } = options;
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const maxStreamsPerPod = options.maxStreamsPerPod ?? 2;
-  const maxQueuedBytes = options.maxQueuedBytes ?? 16 * 1024 * 1024;
-  const auth = new TokenAuthenticator(options.reviewToken);
-  const connectThrottle = new Throttle(options.connectRate ?? { perSecond: 0.2, burst: 10 });
-  const reportThrottle = new Throttle(options.reportRate ?? { perSecond: 5, burst: 50 });
-  const leaseThrottle = new Throttle(options.leaseRate ?? { perSecond: 20, burst: 100 });
-  const preAuthThrottle = new Throttle(options.preAuthRate ?? { perSecond: 500, burst: 2000 });
-  const pods = new Map<string, PodEntry>();
-  const sessions = new Map<string, PodEntry>();
-  const encoded = new WeakMap<CompiledPolicy, string>();
-  const stats: DistributionStats = {
+/** Every counter at zero: the server's starting point, and a base for tests of the exporters. */
+export function emptyDistributionStats(): DistributionStats {
+  return {
     streams: 0,
     connects: 0,
     authFailures: {
@@ -164,6 +148,27 @@ export async function startDistributionServer(
     badRequests: 0,
     slowConsumers: 0,
   };
+}
+
+const MAX_NACKS_REMEMBERED = 32;
+const IDLE_POD_FORGET_MS = 60 * 60_000;
+
+export async function startDistributionServer(
+  options: DistributionOptions,
+): Promise<DistributionServer> {
+  const { log } = options;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const maxStreamsPerPod = options.maxStreamsPerPod ?? 2;
+  const maxQueuedBytes = options.maxQueuedBytes ?? 16 * 1024 * 1024;
+  const auth = new TokenAuthenticator(options.reviewToken);
+  const connectThrottle = new Throttle(options.connectRate ?? { perSecond: 0.2, burst: 10 });
+  const reportThrottle = new Throttle(options.reportRate ?? { perSecond: 5, burst: 50 });
+  const leaseThrottle = new Throttle(options.leaseRate ?? { perSecond: 20, burst: 100 });
+  const preAuthThrottle = new Throttle(options.preAuthRate ?? { perSecond: 500, burst: 2000 });
+  const pods = new Map<string, PodEntry>();
+  const sessions = new Map<string, PodEntry>();
+  const encoded = new WeakMap<CompiledPolicy, string>();
+  const stats = emptyDistributionStats();
 
   const policyLine = (policy: CompiledPolicy): string => {
     // Many pods share one compiled object; serialize it once.

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as A from '../../sidecar/telemetry/attributes.js';
+import { emptyDistributionStats } from '../../operator/distribution/index.js';
 import { renderOperatorMetrics } from '../../operator/metrics.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
@@ -488,26 +489,7 @@ describe('metric names in the alerts and the dashboard', () => {
 
   /** Everything the operator can export, rendered with every optional part present. */
   const operatorMetrics = renderOperatorMetrics({
-    distribution: {
-      streams: 0,
-      connects: 0,
-      authFailures: {
-        missing_token: 0,
-        invalid_token: 0,
-        not_a_pod_token: 0,
-        review_unavailable: 0,
-      },
-      forbidden: 0,
-      notInjected: 0,
-      throttled: 0,
-      policiesSent: 0,
-      keysSent: 0,
-      acks: 0,
-      nacks: 0,
-      leases: 0,
-      badRequests: 0,
-      slowConsumers: 0,
-    },
+    distribution: emptyDistributionStats(),
     webhooks: {
       reviews: { mutate: 0, validate: 0 },
       denied: 0,
