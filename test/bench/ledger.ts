@@ -3,7 +3,6 @@
 // operator process and a real API server. Reports how long a call waits for an allowance, how
 // many status writes the spend costs, and whether the status ends up holding every dollar once.
 // Writes .dev/bench-ledger.md.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { cpus, tmpdir } from 'node:os';
@@ -25,7 +24,12 @@ import type { Logger } from '../../sidecar/telemetry/log.js';
 import { startControlPlane } from '../support/controlplane.js';
 import { injectedPod } from '../support/pods.js';
 import { freePort, waitUntil } from '../support/sidecar.js';
-import { createTestPki } from '../support/tls.js';
+import {
+  applyCrds,
+  startOperatorProcess,
+  writeServingTls,
+  type OperatorProcess,
+} from '../support/operator-process.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SIDECARS = Number(process.env.LEDGER_SIDECARS ?? 200);
@@ -52,11 +56,10 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`[ledger-bench] ${line}\n`);
   log(`starting a control plane; ${SIDECARS} sidecars, ${SECONDS} s`);
   const cp = await startControlPlane();
-  let operator: ReturnType<typeof spawn> | undefined;
+  let operator: OperatorProcess | undefined;
   const sidecars: Sidecar[] = [];
   try {
-    await cp.kubectl(['apply', '-f', join(ROOT, 'crds')]);
-    await cp.kubectl(['wait', '--for=condition=Established', 'crd/llmbudgets.llmproxy.io']);
+    await applyCrds(cp);
     await cp.kubectl(['create', 'namespace', NS]);
     const client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: NS } });
@@ -109,34 +112,16 @@ async function main(): Promise<void> {
       );
     }
 
-    const pki = await createTestPki();
-    writeFileSync(join(dir, 'ca.pem'), pki.caPem);
-    writeFileSync(join(dir, 'tls.crt'), pki.certPem);
-    writeFileSync(join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
-    const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-    operator = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/operator/main.js'),
-        '--kubeconfig',
-        cp.kubeconfigPath,
-        '--tls-cert-file',
-        join(dir, 'tls.crt'),
-        '--tls-key-file',
-        join(dir, 'tls.key'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--metrics-listen',
-        `127.0.0.1:${metricsPort}`,
-        '--namespace',
-        NS,
-        '--leader-election-namespace',
-        NS,
-        '--log-level',
-        'warn',
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } },
-    );
+    const pki = await writeServingTls(dir);
+    const metricsPort = await freePort();
+    operator = await startOperatorProcess({
+      cp,
+      namespace: NS,
+      tlsDir: dir,
+      ca: pki.caPem,
+      metricsPort,
+      args: ['--log-level', 'warn'],
+    });
     const get = (url: string) =>
       new Promise<string>((resolveGet, reject) => {
         https
@@ -147,15 +132,6 @@ async function main(): Promise<void> {
           })
           .on('error', reject);
       });
-    await waitUntil(
-      () =>
-        get(`https://127.0.0.1:${port}/readyz`).then(
-          (b) => b.startsWith('ok'),
-          () => false,
-        ),
-      60_000,
-      200,
-    );
 
     log('connecting the sidecars');
     const connectStart = performance.now();
@@ -163,7 +139,7 @@ async function main(): Promise<void> {
       if (i > 0 && i % 50 === 0) await new Promise((r) => setTimeout(r, 200));
       const holder: { sidecar?: Sidecar } = {};
       const connection = connectToOperator({
-        url: `https://127.0.0.1:${port}`,
+        url: operator.url,
         tokenFile,
         caFile: join(dir, 'ca.pem'),
         log: quiet,
@@ -255,7 +231,7 @@ async function main(): Promise<void> {
     if (counted !== spent) process.exitCode = 1;
   } finally {
     await Promise.all(sidecars.map((s) => s.connection.close()));
-    operator?.kill('SIGTERM');
+    await operator?.kill();
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
   }
