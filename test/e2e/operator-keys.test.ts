@@ -5,31 +5,33 @@
 // SecretNotFound / SecretAccessDenied and how old each secret is; no value ever reaches a log
 // line, an Event or a status.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   KubeClient,
   LlmPolicies,
   Pods,
   ServiceAccounts,
   loadKubeConfig,
-  type KubeObject,
 } from '../../operator/kube/index.js';
 import type { LlmPolicyStatus } from '../../crds/v1alpha1/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { startMoto, type Moto } from '../support/moto.js';
-import { freePort, waitUntil } from '../support/sidecar.js';
-import { createTestPki, type TestPki } from '../support/tls.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import {
+  applyCrds,
+  startOperatorProcess,
+  writeServingTls,
+  type OperatorProcess,
+} from '../support/operator-process.js';
+import { llmPolicy } from '../support/policies.js';
+import { startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
+import type { TestPki } from '../support/tls.js';
 
 /** Key values made at runtime; every one is looked for in everything the test can see. */
 const canaries: string[] = [];
@@ -47,13 +49,9 @@ describe('provider keys from the operator', () => {
   let pki: TestPki;
   let moto: Moto;
   let fake: FakeProvider;
-  let port: number;
-  let operator: ChildProcess | undefined;
-  let sidecar: ChildProcess | undefined;
-  let sidecarUrl = '';
-  let sidecarAdmin = '';
+  let operator: OperatorProcess | undefined;
+  let sidecar: RunningSidecar | undefined;
   let podBStream: http.ClientRequest | undefined;
-  let output = '';
   /** Every byte the operator sent on pod-b's policy stream. */
   let podBReceived = '';
   const run = randomBytes(4).toString('hex');
@@ -64,45 +62,27 @@ describe('provider keys from the operator', () => {
   let keyX = '';
   let keyY = '';
 
-  const spawnTs = (entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(repoRoot, entry), ...args],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH, NODE_OPTIONS: '', ...env },
-      },
-    );
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    return child;
-  };
+  /** Everything the operator and the sidecar wrote, stdout and stderr. */
+  const output = () => [operator?.output() ?? '', sidecar?.output() ?? ''].join('\n');
 
-  const policyObject = (
+  const keyPolicy = (
     name: string,
     app: string,
     provider: string,
     secretId: string,
-  ): KubeObject =>
-    ({
-      apiVersion: 'llmproxy.io/v1alpha1',
-      kind: 'LlmPolicy',
-      metadata: { name, namespace: ns },
-      spec: {
-        podSelector: { matchLabels: { app } },
-        providers: [
-          {
-            name: provider,
-            type: 'openai',
-            baseURL: fake.url,
-            // fetchFrom defaults to operator.
-            credentials: { awsSecretsManager: { secretId, refreshInterval: '10s' } },
-          },
-        ],
-        models: [{ provider, allow: ['gpt-4o-mini'] }],
+    jsonKey?: string,
+  ) =>
+    llmPolicy({
+      name,
+      namespace: ns,
+      app,
+      provider,
+      baseURL: fake.url,
+      // fetchFrom defaults to operator.
+      credentials: {
+        awsSecretsManager: { secretId, refreshInterval: '10s', ...(jsonKey ? { jsonKey } : {}) },
       },
-    }) as KubeObject;
+    });
 
   const createPod = async (name: string, app: string): Promise<string> => {
     const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
@@ -119,7 +99,7 @@ describe('provider keys from the operator', () => {
     status?.conditions?.find((c) => c.type === 'Ready');
 
   const chat = async (): Promise<number> => {
-    const res = await fetch(`${sidecarUrl}/openai/v1/chat/completions`, {
+    const res = await fetch(`${sidecar?.url}/openai/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
@@ -130,13 +110,12 @@ describe('provider keys from the operator', () => {
 
   beforeAll(async () => {
     cp = await sharedControlPlane();
-    const crds = await cp.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
-    if (crds.code !== 0) throw new Error(`applying CRDs failed: ${crds.stderr}`);
-    await cp.kubectl(['wait', '--for=condition=Established', 'crd/llmpolicies.llmproxy.io']);
+    await applyCrds(cp);
     client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
     ns = await freshNamespace('operator-keys');
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
-    [moto, fake, pki] = await Promise.all([startMoto(), startFakeProvider(), createTestPki()]);
+    dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-keys-'));
+    [moto, fake, pki] = await Promise.all([startMoto(), startFakeProvider(), writeServingTls(dir)]);
 
     keyX = canary();
     keyY = canary();
@@ -153,82 +132,42 @@ describe('provider keys from the operator', () => {
       ],
     });
 
-    await client.create(LlmPolicies, policyObject('granted-x', 'a', 'openai', secretX));
-    const withY = policyObject('granted-y', 'b', 'other', secretY) as KubeObject & {
-      spec: { providers: Array<{ credentials: object }> };
-    };
-    withY.spec.providers[0]!.credentials = {
-      awsSecretsManager: { secretId: secretY, jsonKey: 'apiKey', refreshInterval: '10s' },
-    };
-    await client.create(LlmPolicies, withY);
-    await client.create(LlmPolicies, policyObject('missing', 'nobody', 'openai', secretMissing));
+    await client.create(LlmPolicies, keyPolicy('granted-x', 'a', 'openai', secretX));
+    await client.create(LlmPolicies, keyPolicy('granted-y', 'b', 'other', secretY, 'apiKey'));
+    await client.create(LlmPolicies, keyPolicy('missing', 'nobody', 'openai', secretMissing));
     const uidA = await createPod('pod-a', 'a');
     const uidB = await createPod('pod-b', 'b');
 
-    dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-keys-'));
-    writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
-    writeFileSync(path.join(dir, 'tls.crt'), pki.certPem);
-    writeFileSync(path.join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
-    writeFileSync(path.join(dir, 'token-a'), await podToken('pod-a', uidA));
-    port = await freePort();
-    operator = spawnTs(
-      'operator/main.ts',
-      [
-        '--kubeconfig',
-        cp.kubeconfigPath,
-        '--tls-cert-file',
-        path.join(dir, 'tls.crt'),
-        '--tls-key-file',
-        path.join(dir, 'tls.key'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--namespace',
-        ns,
-        '--leader-election-namespace',
-        ns,
-        '--identity',
-        'operator-0',
-        '--log-level',
-        'debug',
-      ],
-      {
+    operator = await startOperatorProcess({
+      cp,
+      namespace: ns,
+      tlsDir: dir,
+      ca: pki.caPem,
+      args: ['--log-level', 'debug'],
+      env: {
         ...moto.env,
         AWS_ACCESS_KEY_ID: identity.accessKeyId,
         AWS_SECRET_ACCESS_KEY: identity.secretAccessKey,
       },
-    );
+    });
 
     // pod-a: the real sidecar in managed mode, without any AWS setting or credential.
-    const [listen, admin] = await Promise.all([freePort(), freePort()]);
-    sidecarUrl = `http://127.0.0.1:${listen}`;
-    sidecarAdmin = `http://127.0.0.1:${admin}`;
-    sidecar = spawnTs(
-      'sidecar/main.ts',
-      [
-        '--operator-url',
-        `https://127.0.0.1:${port}`,
-        '--token-file',
-        path.join(dir, 'token-a'),
-        '--ca-file',
-        path.join(dir, 'ca.pem'),
-        '--pod-name',
-        'pod-a',
-        '--listen',
-        `127.0.0.1:${listen}`,
-        '--admin-listen',
-        `127.0.0.1:${admin}`,
-        '--log-level',
-        'debug',
-      ],
-      { HOME: dir },
-    );
+    const tokenFile = path.join(dir, 'token-a');
+    writeFileSync(tokenFile, await podToken('pod-a', uidA));
+    sidecar = await startSidecar({
+      operator: { url: operator.url, tokenFile, caFile: path.join(dir, 'ca.pem') },
+      args: ['--pod-name', 'pod-a', '--log-level', 'debug'],
+      env: { HOME: dir },
+      // Ready only once the operator has pushed its policy and key: the first test waits for that.
+      waitFor: 'listening',
+    });
 
     // pod-b: its stream read byte for byte, to see everything the operator ever sends it.
     const tokenB = await podToken('pod-b', uidB);
     await waitUntil(async () => {
       if (podBStream) return true;
       await new Promise<void>((resolve) => {
-        const req = https.request(`https://127.0.0.1:${port}/v1/policy/watch`, {
+        const req = https.request(`${operator?.url}/v1/policy/watch`, {
           ca: pki.caPem,
           headers: { authorization: `Bearer ${tokenB}` },
         });
@@ -249,13 +188,7 @@ describe('provider keys from the operator', () => {
 
   afterAll(async () => {
     podBStream?.destroy();
-    for (const child of [sidecar, operator]) {
-      if (child && child.exitCode === null) child.kill('SIGTERM');
-    }
-    await new Promise((r) => setTimeout(r, 500));
-    for (const child of [sidecar, operator]) {
-      if (child && child.exitCode === null) child.kill('SIGKILL');
-    }
+    await Promise.all([sidecar?.stop(), operator?.kill()]);
     await moto?.disableAuth().catch(() => undefined);
     await Promise.all([moto?.stop(), fake?.close()]);
     client?.close();
@@ -265,7 +198,7 @@ describe('provider keys from the operator', () => {
   it('gives the granted pod its key: a request through its sidecar carries it', async () => {
     fake.acceptKey(keyX);
     await waitUntil(async () => {
-      const res = await fetch(`${sidecarAdmin}/readyz`).catch(() => undefined);
+      const res = await fetch(`${sidecar?.adminUrl}/readyz`).catch(() => undefined);
       return res?.status === 200;
     }, 60_000);
     expect(await chat()).toBe(200);
@@ -320,7 +253,7 @@ describe('provider keys from the operator', () => {
   it('says SecretAccessDenied when the operator may not read a secret', async () => {
     await moto.enableAuth();
     try {
-      await client.create(LlmPolicies, policyObject('denied', 'nobody', 'openai', secretDenied));
+      await client.create(LlmPolicies, keyPolicy('denied', 'nobody', 'openai', secretDenied));
       await waitUntil(
         async () => ready(await statusOf('denied'))?.reason === 'SecretAccessDenied',
         30_000,
@@ -339,8 +272,8 @@ describe('provider keys from the operator', () => {
     const policies = await cp.kubectl(['get', 'llmpolicies', '-n', ns, '-o', 'json']);
     expect(events.code).toBe(0);
     expect(events.stdout).toContain('SecretNotFound');
-    const everything = [output, events.stdout, policies.stdout].join('\n');
-    expect(output).toContain('keys received from the operator');
+    const everything = [output(), events.stdout, policies.stdout].join('\n');
+    expect(output()).toContain('keys received from the operator');
     for (const value of canaries) expect(everything).not.toContain(value);
   });
 });
