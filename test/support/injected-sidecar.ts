@@ -148,3 +148,28 @@ export async function startInjectedSidecar(
   }
   return { ...command, process: child, portOf, output: () => output, stop };
 }
+
+/**
+ * What the webhook gave the app container to reach its sidecar, OPENAI_BASE_URL moved from the
+ * pod's sidecar port (`sidecarPort`, the settings' sidecar.port) to the loopback port it was
+ * mapped to.
+ */
+export function injectedOpenAiEnv(
+  pod: StoredPod,
+  sidecar: InjectedSidecarCommand,
+  sidecarPort: number,
+): { baseUrl: string; apiKey: string } {
+  const env = Object.fromEntries(
+    (pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']),
+  );
+  const baseUrl = env.OPENAI_BASE_URL ?? '';
+  if (!baseUrl.includes(`:${sidecarPort}/`)) {
+    throw new Error(
+      `the app's OPENAI_BASE_URL ${baseUrl} is not on the sidecar port ${sidecarPort}`,
+    );
+  }
+  return {
+    baseUrl: baseUrl.replace(`:${sidecarPort}/`, `:${sidecar.ports.get(String(sidecarPort))}/`),
+    apiKey: env.OPENAI_API_KEY ?? '',
+  };
+}

@@ -32,8 +32,9 @@ export async function applyCrds(cp: ControlPlane): Promise<void> {
 
 export interface OperatorProcessOptions {
   cp: ControlPlane;
-  /** Watched, and where the leader-election Lease lives. */
+  /** Watched, and where the leader-election Lease lives unless `leaseNamespace` says otherwise. */
   namespace: string;
+  leaseNamespace?: string;
   /** Holds tls.crt and tls.key (writeServingTls). */
   tlsDir: string;
   ca: string;
@@ -78,7 +79,7 @@ export async function startOperatorProcess(
       '--namespace',
       options.namespace,
       '--leader-election-namespace',
-      options.namespace,
+      options.leaseNamespace ?? options.namespace,
       '--identity',
       options.identity ?? 'operator-0',
       ...(options.metricsPort ? ['--metrics-listen', `127.0.0.1:${options.metricsPort}`] : []),

@@ -1,6 +1,9 @@
 // Pod objects shaped like the ones the mutating webhook stores, for tests that create pods
 // directly (there is no kubelet): the status annotation, and a sidecar that alone mounts the
 // projected llmproxy.io token. The operator serves only pods whose spec confines that token.
+// And an app's own opted-in Pod, for tests that let the webhook inject it.
+import type { PodManifest } from './local-operator.js';
+
 export interface PodFixture {
   name: string;
   namespace: string;
@@ -50,6 +53,21 @@ export function injectedPod(fixture: PodFixture) {
           },
         },
       ],
+    },
+  };
+}
+
+/** A Pod that opts in to injection, as an app's manifest has it (for createPodThroughWebhook). */
+export function optedInPod(labels: Record<string, string>): PodManifest {
+  return {
+    metadata: {
+      generateName: `${labels.app ?? 'app'}-`,
+      labels,
+      annotations: { 'llmproxy.io/inject': 'true' },
+    },
+    spec: {
+      serviceAccountName: 'app',
+      containers: [{ name: 'app', image: 'registry.example/chat:1' }],
     },
   };
 }
