@@ -10,29 +10,28 @@
 // hence --cert-ip-san) and fixed ports (the chart gets free ones; the sidecar's are remapped).
 // Needs `npm run build` (dist/).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { OperatorSettings } from '../../operator/config-file.js';
-import {
-  KubeClient,
-  LlmPolicies,
-  ServiceAccounts,
-  type KubeObject,
-} from '../../operator/kube/index.js';
+import { KubeClient, LlmPolicies, ServiceAccounts } from '../../operator/kube/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
-import { REPO_ROOT } from '../support/chart.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
-import { injectedSidecarCommand, type StoredPod } from '../support/injected-sidecar.js';
+import {
+  injectedOpenAiEnv,
+  startInjectedSidecar,
+  type InjectedSidecar,
+  type StoredPod,
+} from '../support/injected-sidecar.js';
 import {
   createPodThroughWebhook,
   httpsGet,
   startLocalOperator,
-  stopProcess,
   type LocalOperator,
 } from '../support/local-operator.js';
+import { optedInPod } from '../support/pods.js';
+import { llmPolicy } from '../support/policies.js';
 import { waitUntil } from '../support/sidecar.js';
 
 let cp: ControlPlane;
@@ -43,22 +42,12 @@ let operator: LocalOperator | undefined;
 let settings: OperatorSettings;
 let dir: string;
 let fake: FakeProvider;
-let sidecar: ChildProcess | undefined;
+let sidecar: InjectedSidecar | undefined;
+/** Everything the operator and the sidecar wrote. */
 let output = '';
 let healthPort: number;
 let metricsPort: number;
 let saToken = '';
-
-function start(entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, entry), ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, NODE_OPTIONS: '', ...env },
-  });
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  return child;
-}
 
 /** Whether a TLS 1.2 client is refused (every listener speaks TLS 1.3 only). */
 function tls12Refused(port: number): Promise<boolean> {
@@ -98,7 +87,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await stopProcess(sidecar);
+  await sidecar?.stop();
   await operator?.stop();
   await fake?.close();
   admin?.close();
@@ -107,24 +96,7 @@ afterAll(async () => {
 
 /** An opted-in Pod, as stored (after the webhook). */
 function createInjectedPod(labels: Record<string, string>): Promise<StoredPod> {
-  return createPodThroughWebhook<StoredPod>(cp, appNs, {
-    metadata: {
-      generateName: `${labels.app ?? 'app'}-`,
-      labels,
-      annotations: { 'llmproxy.io/inject': 'true' },
-    },
-    spec: {
-      serviceAccountName: 'app',
-      containers: [{ name: 'app', image: 'registry.example/chat:1' }],
-    },
-  });
-}
-
-function sidecarCommand(pod: StoredPod) {
-  return injectedSidecarCommand(cp, pod, {
-    dir,
-    distributionPort: settings.operator.distributionPort,
-  });
+  return createPodThroughWebhook<StoredPod>(cp, appNs, optedInPod(labels));
 }
 
 describe('the operator under the chart: installed RBAC, its config file, out of cluster', () => {
@@ -152,43 +124,23 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
 
   it('injects an opted-in Pod, and its sidecar gets the policy and reaches the provider', async () => {
     await admin.create(ServiceAccounts, { metadata: { name: 'app', namespace: appNs } });
-    await admin.create(LlmPolicies, {
-      apiVersion: 'llmproxy.io/v1alpha1',
-      kind: 'LlmPolicy',
-      metadata: { name: 'chat', namespace: appNs },
-      spec: {
-        podSelector: { matchLabels: { app: 'chat' } },
-        providers: [
-          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
-        ],
-        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
-      },
-    } as KubeObject);
+    await admin.create(
+      LlmPolicies,
+      llmPolicy({ name: 'chat', namespace: appNs, app: 'chat', baseURL: fake.url }),
+    );
     const pod = await createInjectedPod({ app: 'chat' });
     expect(pod.metadata.annotations['llmproxy.io/status']).toBeTruthy();
 
-    const { args, env, ports, token } = await sidecarCommand(pod);
-    sidecar = start('dist/sidecar/main.js', args, env);
-    const adminPort = ports.get(String(settings.sidecar.adminPort));
-    await waitUntil(async () => {
-      if (sidecar?.exitCode !== null) throw new Error(`sidecar exited:\n${output}`);
-      const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
-      return res?.status === 200;
-    }, 30_000);
-
-    const appEnv = Object.fromEntries(
-      (pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']),
-    );
-    const baseUrl = (appEnv.OPENAI_BASE_URL ?? '').replace(
-      `:${settings.sidecar.port}/`,
-      `:${ports.get(String(settings.sidecar.port))}/`,
-    );
+    // Ready: the policy arrived from the operator.
+    sidecar = await startInjectedSidecar(cp, pod, {
+      dir,
+      distributionPort: settings.operator.distributionPort,
+      onOutput: (text) => (output += text),
+    });
+    const { baseUrl, apiKey } = injectedOpenAiEnv(pod, sidecar, settings.sidecar.port);
     const res = await fetch(`${baseUrl}/chat/completions`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${appEnv.OPENAI_API_KEY}`,
-      },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(res.status).toBe(200);
@@ -200,7 +152,7 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
     expect(metrics.body).toMatch(/llmproxy_operator_policy_acks_total\{result="ack"\} [1-9]/);
     expect(metrics.body).toMatch(/llmproxy_operator_leader 1\b/);
     // No token of the pod's or of the operator's in anything the processes printed.
-    expect(output).not.toContain(token);
+    expect(output).not.toContain(sidecar.token);
     expect(output).not.toContain(saToken);
   });
 
@@ -262,18 +214,10 @@ describe('the operator under the chart: installed RBAC, its config file, out of 
     expect(chat.status?.observedGeneration).toBe(chat.metadata.generation);
     expect(ready(chat)).toMatchObject({ status: 'True', reason: 'Ready' });
 
-    await admin.create(LlmPolicies, {
-      apiVersion: 'llmproxy.io/v1alpha1',
-      kind: 'LlmPolicy',
-      metadata: { name: 'nobody', namespace: appNs },
-      spec: {
-        podSelector: { matchLabels: { app: 'nobody' } },
-        providers: [
-          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
-        ],
-        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
-      },
-    } as KubeObject);
+    await admin.create(
+      LlmPolicies,
+      llmPolicy({ name: 'nobody', namespace: appNs, app: 'nobody', baseURL: fake.url }),
+    );
     await waitUntil(async () => ready(await read('nobody'))?.reason === 'NoPodsSelected', 20_000);
     expect((await read('nobody')).status?.selectedPods).toBe(0);
 
