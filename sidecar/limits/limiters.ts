@@ -390,6 +390,8 @@ export function createLimiters(options: LimitersOptions): Limiters {
 
   async function admitMatched(req: LimitRequest, done: () => void): Promise<Admitted | Refused> {
     const matched = entries.filter((e) => e.compiled.matches(req.provider, req.model));
+    // Most calls match no limit (or the policy has none): nothing to take, settle or report.
+    if (matched.length === 0) return unlimited(done);
     const reservation = tokenReservation(req.estimatedInputTokens, req.maxOutputTokens);
     const planned = plan(matched, reservation, req.maxOutputTokens, store?.available() ?? false);
     if (!Array.isArray(planned)) return planned;
@@ -487,5 +489,16 @@ export function createLimiters(options: LimitersOptions): Limiters {
       for (const entry of entries) entry.slots?.close();
       await store?.close();
     },
+  };
+}
+
+/** Admission under no limit: only the in-flight slot is held, and release frees it. */
+function unlimited(done: () => void): Admitted {
+  return {
+    ok: true,
+    limitIds: [],
+    headers: {},
+    settle: () => undefined,
+    release: done,
   };
 }

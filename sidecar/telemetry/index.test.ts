@@ -15,7 +15,9 @@ let telemetry: Telemetry | undefined;
 let server: Server | undefined;
 afterEach(async () => {
   await telemetry?.shutdown();
+  server?.closeAllConnections();
   server?.close();
+  server = undefined;
 });
 
 function setup(secrets: string[] = []) {
@@ -31,10 +33,12 @@ function setup(secrets: string[] = []) {
 }
 
 async function scrape(t: Telemetry): Promise<string> {
+  server?.closeAllConnections();
+  server?.close();
   server = createServer((req, res) => t.metricsHandler(req, res));
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return (await fetch(`http://127.0.0.1:${port}/metrics`, { keepalive: false })).text();
 }
 
 describe('startCall / finish', () => {
@@ -299,5 +303,31 @@ describe('no secret value leaves, whatever the caller passes', () => {
     expect(spans.length).toBeGreaterThan(1000);
     expect(spans.includes(secret)).toBe(false);
     expect((await scrape(telemetry)).includes(secret)).toBe(false);
+  });
+
+  it('holds for a secret learned after the same call was seen (cached attribute sets)', async () => {
+    const secret = randomBytes(18).toString('base64url');
+    const held: string[] = [];
+    const { telemetry } = setup(held);
+    // A provider route name that turns out to contain a key, e.g. after a rotation.
+    const call = () =>
+      telemetry.startCall({
+        operation: 'chat',
+        provider: `p-${secret}`,
+        providerType: 'openai-compatible',
+        requestModel: 'm',
+        policyVersion: 'v',
+        incomingHeaders: {},
+      });
+    call().finish({ status: 200, usage: { inputTokens: 1, outputTokens: 1 }, costMicros: 1 });
+    expect((await scrape(telemetry)).includes(secret)).toBe(true);
+    held.push(secret);
+    const before = await scrape(telemetry);
+    call().finish({ status: 200, usage: { inputTokens: 1, outputTokens: 1 }, costMicros: 1 });
+    call().refused('rate_limited', { limitId: 'l' });
+    const after = await scrape(telemetry);
+    // The series recorded before the secret was known stay as they were; no new one carries it.
+    const count = (text: string) => text.split(secret).length;
+    expect(count(after)).toBe(count(before));
   });
 });

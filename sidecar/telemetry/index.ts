@@ -39,7 +39,7 @@ import { createHistogramTable } from './histograms.js';
 import { createIdentifierHasher } from './hmac.js';
 import type { Logger } from './log.js';
 import { RedactingSpanProcessor, sanitizeAttributes } from './redaction.js';
-import { knownSecrets, type SecretSource } from './secrets.js';
+import { createSecretsView, type SecretSource } from './secrets.js';
 import { safeModel, safeToken } from './values.js';
 
 export { createLogger, logAccess, resolveLogLevel } from './log.js';
@@ -52,6 +52,32 @@ export { TelemetrySettings } from './schema.js';
 export const CALLER_HEADER = 'x-llmproxy-user';
 const SCOPE = 'llmproxy-sidecar';
 const TOKEN_TYPE_KEY = `${A.ATTR_GEN_AI_TOKEN_TYPE}\u0001`;
+/** Distinct call shapes (and outcomes per shape) kept; past it the cache starts over. */
+const MAX_CACHED_SHAPES = 256;
+
+/** The attribute sets shared by every call with the same route and model. */
+interface CallShape {
+  /** The secret values these sets were sanitized against. */
+  held: readonly string[];
+  spanName: string;
+  genAi: Attributes;
+  genAiKey: string;
+  ours: Attributes;
+  common: Attributes;
+  cost: Attributes;
+  costKey: string;
+  outcomes: Map<string, OutcomeShape>;
+}
+
+interface OutcomeShape {
+  span: Attributes;
+  requests: Attributes;
+  requestsKey: string;
+  withResponse: Attributes;
+  responseKey: string;
+  inputTokens: { attributes: Attributes; key: string };
+  outputTokens: { attributes: Attributes; key: string };
+}
 
 export interface CallInfo {
   /** gen_ai.operation.name: `chat`, `text_completion`, `embeddings`, ... (see operationFor). */
@@ -204,7 +230,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       event: 'export_failed',
     });
   });
-  const secrets = () => knownSecrets(options.secretValues);
+  const secrets = createSecretsView(options.secretValues);
   const resource = resourceFromAttributes({
     'service.name': options.serviceName,
     ...(options.serviceVersion ? { 'service.version': options.serviceVersion } : {}),
@@ -227,18 +253,18 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   // With nowhere to export spans, recording them is wasted work: a non-recording span that keeps
   // the caller's trace id and sampling flag still continues the trace upstream.
   const ids = new RandomIdGenerator();
-  const startSpan: typeof tracer.startSpan =
-    exporters.length > 0
-      ? (name, spanOptions, context) => tracer.startSpan(name, spanOptions, context)
-      : (_name, _spanOptions, context) => {
-          const parentContext = context ? trace.getSpanContext(context) : undefined;
-          return trace.wrapSpanContext({
-            traceId: parentContext?.traceId ?? ids.generateTraceId(),
-            spanId: ids.generateSpanId(),
-            traceFlags: parentContext?.traceFlags ?? TraceFlags.SAMPLED,
-            ...(parentContext?.traceState ? { traceState: parentContext.traceState } : {}),
-          });
-        };
+  const recording = exporters.length > 0;
+  const startSpan: typeof tracer.startSpan = recording
+    ? (name, spanOptions, context) => tracer.startSpan(name, spanOptions, context)
+    : (_name, _spanOptions, context) => {
+        const parentContext = context ? trace.getSpanContext(context) : undefined;
+        return trace.wrapSpanContext({
+          traceId: parentContext?.traceId ?? ids.generateTraceId(),
+          spanId: ids.generateSpanId(),
+          traceFlags: parentContext?.traceFlags ?? TraceFlags.SAMPLED,
+          ...(parentContext?.traceState ? { traceState: parentContext.traceState } : {}),
+        });
+      };
 
   const histograms = createHistogramTable({ name: SCOPE, version: options.serviceVersion });
   const prometheus = new PrometheusExporter({
@@ -301,19 +327,22 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     sanitizeAttributes(attrs, A.METRIC_ATTRIBUTE_ALLOWLIST, held).attributes;
   const propagator = new W3CTraceContextPropagator();
 
-  function startCall(info: CallInfo): CallTelemetry {
-    const started = performance.now();
-    const parent = propagator.extract(ROOT_CONTEXT, info.incomingHeaders, defaultTextMapGetter);
+  // The attribute sets of a call depend only on its route, model and outcome, and on the secret
+  // values (a value holding one is dropped). Building and sanitizing them per request was most of
+  // the telemetry's cost, so they are built once per distinct call and reused while the secrets
+  // array (stable by identity while unchanged) is the same.
+  const shapes = new Map<string, CallShape>();
+  function shapeOf(info: CallInfo, held: readonly string[]): CallShape {
+    const key = `${info.operation}\u0001${info.providerType}\u0001${info.provider}\u0001${info.requestModel}\u0001${info.serverAddress}\u0001${info.serverPort}`;
+    const cached = shapes.get(key);
+    if (cached !== undefined && cached.held === held) return cached;
+    if (shapes.size >= MAX_CACHED_SHAPES) shapes.clear();
     const requestModel = safeModel(info.requestModel);
-    // Secret values are read once per call; metric attribute sets are kept small because the
-    // metrics SDK hashes every attribute on every record (the dominant per-request cost).
-    const held = secrets();
     const operation = safeToken(info.operation);
-    const providerName = providerNameFor(info.providerType, info.provider);
     const genAi = metricAttributes(
       {
         [A.ATTR_GEN_AI_OPERATION_NAME]: operation,
-        [A.ATTR_GEN_AI_PROVIDER_NAME]: providerName,
+        [A.ATTR_GEN_AI_PROVIDER_NAME]: providerNameFor(info.providerType, info.provider),
         ...(requestModel ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: requestModel } : {}),
         ...(info.serverAddress ? { [A.ATTR_SERVER_ADDRESS]: info.serverAddress } : {}),
         ...(info.serverPort ? { [A.ATTR_SERVER_PORT]: info.serverPort } : {}),
@@ -321,25 +350,97 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       held,
     );
     const ours = metricAttributes(
+      { [A.ATTR_GEN_AI_OPERATION_NAME]: operation, [A.ATTR_LLMPROXY_PROVIDER]: info.provider },
+      held,
+    );
+    const model = genAi[A.ATTR_GEN_AI_REQUEST_MODEL];
+    const cost = {
+      ...ours,
+      ...(model !== undefined ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: model } : {}),
+    };
+    const shape: CallShape = {
+      held,
+      spanName: requestModel ? `${operation} ${requestModel}` : operation,
+      genAi,
+      genAiKey: attributeKey(genAi),
+      ours,
+      common: { ...genAi, [A.ATTR_LLMPROXY_PROVIDER]: info.provider },
+      cost,
+      costKey: attributeKey(cost),
+      outcomes: new Map(),
+    };
+    shapes.set(key, shape);
+    return shape;
+  }
+
+  /** The metric attribute sets (and their keys) of one outcome of a call shape. */
+  function outcomeOf(
+    shape: CallShape,
+    decision: A.Decision,
+    errorType: string | undefined,
+    code: string | undefined,
+    responseModel: string | undefined,
+  ): OutcomeShape {
+    const key = `${decision}\u0001${errorType}\u0001${code}\u0001${responseModel}`;
+    const cached = shape.outcomes.get(key);
+    if (cached !== undefined) return cached;
+    if (shape.outcomes.size >= MAX_CACHED_SHAPES) shape.outcomes.clear();
+    const { held } = shape;
+    const outcome: Attributes = {
+      [A.ATTR_LLMPROXY_DECISION]: decision,
+      ...(errorType ? { [A.ATTR_ERROR_TYPE]: safeToken(errorType) } : {}),
+      ...(code ? { [A.ATTR_LLMPROXY_REFUSAL_CODE]: safeToken(code) } : {}),
+    };
+    const requests = metricAttributes({ ...shape.ours, ...outcome }, held);
+    const error = outcome[A.ATTR_ERROR_TYPE];
+    const withResponse = metricAttributes(
       {
-        [A.ATTR_GEN_AI_OPERATION_NAME]: operation,
-        [A.ATTR_LLMPROXY_PROVIDER]: info.provider,
+        ...shape.genAi,
+        ...(error !== undefined ? { [A.ATTR_ERROR_TYPE]: error } : {}),
+        ...(responseModel ? { [A.ATTR_GEN_AI_RESPONSE_MODEL]: responseModel } : {}),
       },
       held,
     );
-    const genAiKey = attributeKey(genAi);
-    const common: Attributes = { ...genAi, [A.ATTR_LLMPROXY_PROVIDER]: info.provider };
-    const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
+    const responseKey = attributeKey(withResponse);
+    const tokens = (type: string) => ({
+      attributes: { ...withResponse, [A.ATTR_GEN_AI_TOKEN_TYPE]: type },
+      key: `${responseKey}${TOKEN_TYPE_KEY}${type}\u0002`,
+    });
+    const shaped: OutcomeShape = {
+      span: outcome,
+      requests,
+      requestsKey: attributeKey(requests),
+      withResponse,
+      responseKey,
+      inputTokens: tokens(A.GEN_AI_TOKEN_TYPE_INPUT),
+      outputTokens: tokens(A.GEN_AI_TOKEN_TYPE_OUTPUT),
+    };
+    shape.outcomes.set(key, shaped);
+    return shaped;
+  }
+
+  function startCall(info: CallInfo): CallTelemetry {
+    const started = performance.now();
+    const parent = propagator.extract(ROOT_CONTEXT, info.incomingHeaders, defaultTextMapGetter);
+    const held = secrets();
+    const shape = shapeOf(info, held);
+    const { genAi, genAiKey, ours, common } = shape;
+    const caller = recording ? headerValue(info.incomingHeaders[CALLER_HEADER]) : undefined;
     const span: Span = startSpan(
-      requestModel ? `${operation} ${requestModel}` : operation,
+      shape.spanName,
       {
         kind: SpanKind.CLIENT,
-        attributes: {
-          ...common,
-          [A.ATTR_LLMPROXY_POLICY_VERSION]: info.policyVersion,
-          ...(caller ? { [A.ATTR_LLMPROXY_CALLER_HASH]: hash(caller) } : {}),
-          ...(info.endUser ? { [A.ATTR_USER_HASH]: hash(info.endUser) } : {}),
-        },
+        // A span with nowhere to go records nothing: do not hash identifiers for it.
+        ...(recording
+          ? {
+              attributes: {
+                ...common,
+                [A.ATTR_LLMPROXY_POLICY_VERSION]: info.policyVersion,
+                ...(caller ? { [A.ATTR_LLMPROXY_CALLER_HASH]: hash(caller) } : {}),
+                ...(info.endUser ? { [A.ATTR_USER_HASH]: hash(info.endUser) } : {}),
+              },
+            }
+          : {}),
       },
       parent,
     );
@@ -362,19 +463,17 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       errorType: string | undefined,
       decision: A.Decision,
       code?: string,
-    ) => {
+      responseModel?: string,
+    ): { seconds: number; outcome: OutcomeShape } => {
       ended = true;
       const seconds = (performance.now() - started) / 1000;
-      const outcome: Attributes = {
-        [A.ATTR_LLMPROXY_DECISION]: decision,
-        ...(errorType ? { [A.ATTR_ERROR_TYPE]: safeToken(errorType) } : {}),
-        ...(code ? { [A.ATTR_LLMPROXY_REFUSAL_CODE]: safeToken(code) } : {}),
-      };
-      span.setAttributes({ ...outcome, [A.ATTR_HTTP_RESPONSE_STATUS_CODE]: status });
+      const outcome = outcomeOf(shape, decision, errorType, code, responseModel);
+      span.setAttributes(outcome.span);
+      span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, status);
       // The status carries no description: provider messages echo prompts.
       if (errorType) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
-      instruments.requests.add(1, metricAttributes({ ...ours, ...outcome }, held));
+      instruments.requests.add(1, outcome.requests, outcome.requestsKey);
       return { seconds, outcome };
     };
 
@@ -429,38 +528,29 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         const errorType =
           outcome.errorType ?? (outcome.status >= 400 ? String(outcome.status) : undefined);
         const redacted = Object.values(outcome.dlpCounts ?? {}).some((n) => n > 0);
-        const { seconds, outcome: attrs } = end(
+        const { seconds, outcome: shaped } = end(
           outcome.status,
           errorType,
           redacted ? 'redacted' : 'allowed',
+          undefined,
+          responseModel,
         );
-        const error = attrs[A.ATTR_ERROR_TYPE];
-        const withResponse = metricAttributes(
-          {
-            ...genAi,
-            ...(error !== undefined ? { [A.ATTR_ERROR_TYPE]: error } : {}),
-            ...(responseModel ? { [A.ATTR_GEN_AI_RESPONSE_MODEL]: responseModel } : {}),
-          },
-          held,
-        );
-        const key = attributeKey(withResponse);
-        instruments.duration.record(seconds, withResponse, key);
+        instruments.duration.record(seconds, shaped.withResponse, shaped.responseKey);
         if (outcome.usage) {
-          for (const [type, n] of [
-            [A.GEN_AI_TOKEN_TYPE_INPUT, outcome.usage.inputTokens],
-            [A.GEN_AI_TOKEN_TYPE_OUTPUT, outcome.usage.outputTokens],
-          ] as const) {
-            const attributes = { ...withResponse, [A.ATTR_GEN_AI_TOKEN_TYPE]: type };
-            instruments.tokens.record(n, attributes, `${key}${TOKEN_TYPE_KEY}${type}\u0002`);
-          }
+          const { inputTokens, outputTokens } = shaped;
+          instruments.tokens.record(
+            outcome.usage.inputTokens,
+            inputTokens.attributes,
+            inputTokens.key,
+          );
+          instruments.tokens.record(
+            outcome.usage.outputTokens,
+            outputTokens.attributes,
+            outputTokens.key,
+          );
         }
-        if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0) {
-          const model = genAi[A.ATTR_GEN_AI_REQUEST_MODEL];
-          instruments.cost.add(outcome.costMicros, {
-            ...ours,
-            ...(model !== undefined ? { [A.ATTR_GEN_AI_REQUEST_MODEL]: model } : {}),
-          });
-        }
+        if (typeof outcome.costMicros === 'number' && outcome.costMicros > 0)
+          instruments.cost.add(outcome.costMicros, shape.cost, shape.costKey);
       },
     };
   }

@@ -15,8 +15,8 @@ export function sanitizeAttributes(
 ): { attributes: Attributes; dropped: number } {
   const out: Attributes = {};
   let dropped = 0;
-  for (const [key, value] of Object.entries(attributes)) {
-    const clean = allowlist.has(key) ? sanitizeValue(value, secrets) : undefined;
+  for (const key in attributes) {
+    const clean = allowlist.has(key) ? sanitizeValue(attributes[key], secrets) : undefined;
     if (clean === undefined) dropped++;
     else out[key] = clean;
   }

@@ -18,6 +18,19 @@ export function registerSecretSource(source: SecretSource): () => void {
   return () => sources.delete(source);
 }
 
+/**
+ * knownSecrets, returning the same array for as long as the values are unchanged, so a caller can
+ * keep work derived from them (sanitized attribute sets) and re-check it by identity.
+ */
+export function createSecretsView(extra?: SecretSource): () => readonly string[] {
+  let last: readonly string[] = [];
+  return () => {
+    const current = knownSecrets(extra);
+    if (current.length !== last.length || current.some((v, i) => v !== last[i])) last = current;
+    return last;
+  };
+}
+
 /** The current secret values from the registered sources and `extra`, longest first. */
 export function knownSecrets(extra?: SecretSource): string[] {
   const values = new Set<string>();
