@@ -14,23 +14,26 @@ const FORWARDED_REQUEST_HEADERS = new Set([
 
 const SDK_HEADER_PREFIX = 'x-stainless-';
 
+/**
+ * The provider's header set: allowlisted client headers, then each of `sidecarHeaders` in order
+ * (provider defaults, trace context, the credential), then the body's framing. Later sets win.
+ */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
-  providerHeaders: Readonly<Record<string, string>>,
+  ...sidecarHeaders: ReadonlyArray<Readonly<Record<string, string>>>
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name];
     if (typeof value !== 'string') continue;
     if (FORWARDED_REQUEST_HEADERS.has(name) || name.startsWith(SDK_HEADER_PREFIX))
       out[name] = value;
   }
-  return {
-    ...out,
-    ...providerHeaders,
-    'content-type': 'application/json',
-    // Metering reads usage from the response, so it must arrive uncompressed.
-    'accept-encoding': 'identity',
-  };
+  for (const headers of sidecarHeaders) Object.assign(out, headers);
+  out['content-type'] = 'application/json';
+  // Metering reads usage from the response, so it must arrive uncompressed.
+  out['accept-encoding'] = 'identity';
+  return out;
 }
 
 /** Provider response headers the application must not see or that the proxy re-frames. */
@@ -48,7 +51,8 @@ const DROPPED_RESPONSE_HEADERS = new Set([
 
 export function clientResponseHeaders(upstream: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name];
     if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name)) out[name] = value;
   }
   return out;

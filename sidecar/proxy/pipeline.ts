@@ -312,11 +312,12 @@ export function createPipeline(options: PipelineOptions) {
   ): Promise<{ response: IncomingMessage; key: string | undefined }> {
     const name = p.provider.grant.name;
     const key = options.keys.peek(name) ?? (await options.keys.key(name));
-    const headers = {
-      ...upstreamRequestHeaders(req.headers, p.adapter.defaultHeaders),
-      ...p.traceHeaders,
-      ...(key === undefined ? {} : p.adapter.credentialHeaders(key)),
-    };
+    const headers = upstreamRequestHeaders(
+      req.headers,
+      p.adapter.defaultHeaders,
+      p.traceHeaders,
+      key === undefined ? {} : p.adapter.credentialHeaders(key),
+    );
     try {
       const response = await options.upstream.send(req, res, {
         url: p.url,

@@ -8,7 +8,10 @@ import { createProxyServer } from 'http-proxy-3';
 export interface UpstreamRequest {
   /** Full upstream URL: the provider's baseURL plus the endpoint path and query. */
   url: URL;
-  /** The complete outgoing header set; nothing from the client is added to it. */
+  /**
+   * The complete outgoing header set; nothing from the client is added to it. The framing
+   * (content-length) is set on it here, so it belongs to this one request.
+   */
   headers: Record<string, string>;
   body: Buffer;
   /** Socket idle time before giving up: covers connect, time to first byte and silences. */
@@ -73,7 +76,8 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
         pending.set(req, state);
         // http-proxy copies req.headers onto the outgoing request: swap in the curated set so no
         // client header (credentials, hop-by-hop, cookies) can reach the provider.
-        req.headers = { ...request.headers, 'content-length': String(request.body.length) };
+        request.headers['content-length'] = String(request.body.length);
+        req.headers = request.headers;
         const secure = request.url.protocol === 'https:';
         proxy.web(
           req,
