@@ -1,7 +1,7 @@
 // `make bench`: the sidecar against a direct call and a bare http-proxy-3 pass-through, in one run,
 // on the same fake provider, in the variants each issue names a number for; plus the pure cores'
 // own figures. Prints a Markdown report and writes it to .dev/bench.md.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,10 +42,33 @@ interface Variant {
   env?: Record<string, string>;
 }
 
+/**
+ * The load generator and the fake provider on one core, the proxy under test alone on the other
+ * (Linux taskset, two cores or more; BENCH_PIN=0 turns it off). Sharing both cores let the
+ * three compete, and identical runs differed by up to 45%; every proxy is pinned alike.
+ */
+const PINNED = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Moves every thread of `pid` to `cpu`; children started afterwards inherit it. */
+function pin(pid: number | undefined, cpu: number): void {
+  if (!PINNED || pid === undefined) return;
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
 async function main(): Promise<void> {
   const stops: Array<() => Promise<unknown>> = [];
   try {
     mkdirSync(DEV, { recursive: true });
+    pin(process.pid, 0);
     const children: ChildProcess[] = [];
     stops.push(async () => children.forEach((c) => c.kill('SIGTERM')));
     const fakeUrl = await startChild(
@@ -67,6 +90,7 @@ async function main(): Promise<void> {
       ],
       /^ready/,
     );
+    pin(children.at(-1)?.pid, 1);
     const keyFile = join(DEV, 'bench.key');
     writeFileSync(keyFile, 'bench-key-for-the-fake-provider\n');
     const redis = await startRedis();
@@ -129,6 +153,7 @@ async function main(): Promise<void> {
         env: variant.env,
       });
       stops.push(() => sidecar.stop());
+      pin(sidecar.process.pid, 1);
       targets.push({
         name: variant.name,
         url: `${sidecar.url}${CHAT}`,
@@ -257,7 +282,7 @@ function render(rows: Row[], sections: string[]): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end. ` +
-      `Load generator, fake provider, baseline and sidecars share this machine. Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
+      `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1 (taskset). ' : ''}Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
     '',
     '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | peak RSS |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
