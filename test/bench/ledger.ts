@@ -13,7 +13,6 @@ import {
   KubeClient,
   LlmBudgets,
   LlmPolicies,
-  Pods,
   ServiceAccounts,
   loadKubeConfig,
   type KubeObject,
@@ -22,7 +21,7 @@ import { BudgetAllowances } from '../../sidecar/budget/allowances.js';
 import { connectToOperator, type OperatorConnection } from '../../sidecar/control/index.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { startControlPlane } from '../support/controlplane.js';
-import { injectedPod } from '../support/pods.js';
+import { createInjectedPodWithToken } from '../support/pods.js';
 import { freePort, waitUntil } from '../support/sidecar.js';
 import {
   applyCrds,
@@ -98,15 +97,9 @@ async function main(): Promise<void> {
       await Promise.all(
         batch.map(async (n) => {
           const name = `bench-${n}`;
-          const pod = await client.create(
-            Pods,
-            injectedPod({ name, namespace: NS, labels: { app: 'bench' } }),
-          );
           const file = join(dir, `${name}.token`);
-          writeFileSync(
-            file,
-            await cp.tokenFor(NS, 'app', { boundPod: { name, uid: pod.metadata?.uid ?? '' } }),
-          );
+          const fixture = { name, namespace: NS, labels: { app: 'bench' } };
+          await createInjectedPodWithToken(cp, client, fixture, file);
           tokenFiles[n] = file;
         }),
       );

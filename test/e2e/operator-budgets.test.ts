@@ -2,7 +2,7 @@
 // processes in managed mode with minted pod-bound tokens for real Pod objects, traffic to the
 // fake provider. The ledger lives in LlmBudget status; nothing is counted twice or lost.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,13 +11,12 @@ import {
   KubeClient,
   LlmBudgets,
   LlmPolicies,
-  Pods,
   ServiceAccounts,
   loadKubeConfig,
   type KubeObject,
 } from '../../operator/kube/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
-import { injectedPod } from '../support/pods.js';
+import { createInjectedPodWithToken } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
   applyCrds,
@@ -79,14 +78,12 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
 
   /** A Pod object as the webhook leaves it, and a sidecar process running as that pod. */
   const startPodSidecar = async (name: string, app: string, operator: OperatorProcess) => {
-    const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
     const tokenFile = path.join(dir, `${name}.token`);
-    writeFileSync(
+    await createInjectedPodWithToken(
+      cp,
+      client,
+      { name, namespace: ns, labels: { app } },
       tokenFile,
-      await cp.tokenFor(ns, 'app', {
-        audiences: ['llmproxy.io'],
-        boundPod: { name, uid: pod.metadata?.uid ?? '' },
-      }),
     );
     const sidecar = await startSidecar({
       operator: {

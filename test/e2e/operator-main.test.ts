@@ -3,7 +3,7 @@
 // meanwhile once the operator is back; SIGTERM releases the Lease.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,7 @@ import {
 import { connectToOperator, type OperatorConnection } from '../../sidecar/control/index.js';
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
-import { injectedPod } from '../support/pods.js';
+import { createInjectedPodWithToken, injectedPod } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
   applyCrds,
@@ -112,18 +112,13 @@ describe('the operator process', () => {
         models: [{ provider: 'local', allow: ['llama-3-*'] }],
       },
     } as KubeObject);
-    const pod = await client.create(
-      Pods,
-      injectedPod({ name: 'demo-1', namespace: ns, labels: { app: 'demo' } }),
-    );
     dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-operator-main-'));
     pki = await writeServingTls(dir);
-    writeFileSync(
+    await createInjectedPodWithToken(
+      cp,
+      client,
+      { name: 'demo-1', namespace: ns, labels: { app: 'demo' } },
       path.join(dir, 'token'),
-      await cp.tokenFor(ns, 'app', {
-        audiences: ['llmproxy.io'],
-        boundPod: { name: 'demo-1', uid: pod.metadata?.uid ?? '' },
-      }),
     );
     port = await freePort();
     metricsPort = await freePort();

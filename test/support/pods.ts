@@ -1,7 +1,11 @@
 // Pod objects shaped like the ones the mutating webhook stores, for tests that create pods
 // directly (there is no kubelet): the status annotation, and a sidecar that alone mounts the
-// projected llmproxy.io token. The operator serves only pods whose spec confines that token.
+// projected llmproxy.io token. The operator serves only pods whose spec confines that token,
+// which createInjectedPodWithToken mints as the kubelet would.
 // And an app's own opted-in Pod, for tests that let the webhook inject it.
+import { writeFileSync } from 'node:fs';
+import { Pods, type KubeClient } from '../../operator/kube/index.js';
+import type { ControlPlane } from './controlplane.js';
 import type { PodManifest } from './local-operator.js';
 
 export interface PodFixture {
@@ -55,6 +59,26 @@ export function injectedPod(fixture: PodFixture) {
       ],
     },
   };
+}
+
+/**
+ * Creates the injectedPod and writes to `tokenFile` what its sidecar would find in the projected
+ * volume: an llmproxy.io token bound to that Pod. Returns the token.
+ */
+export async function createInjectedPodWithToken(
+  cp: ControlPlane,
+  client: KubeClient,
+  fixture: PodFixture,
+  tokenFile: string,
+): Promise<string> {
+  const manifest = injectedPod(fixture);
+  const pod = await client.create(Pods, manifest);
+  const token = await cp.tokenFor(fixture.namespace, manifest.spec.serviceAccountName, {
+    audiences: ['llmproxy.io'],
+    boundPod: { name: fixture.name, uid: pod.metadata?.uid ?? '' },
+  });
+  writeFileSync(tokenFile, token);
+  return token;
 }
 
 /** A Pod that opts in to injection, as an app's manifest has it (for createPodThroughWebhook). */
