@@ -17,6 +17,7 @@ import {
 } from '../../operator/kube/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { createInjectedPodWithToken } from '../support/pods.js';
+import { llmPolicy } from '../support/policies.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import {
   applyCrds,
@@ -62,19 +63,8 @@ describe('budgets: spend counted by any replica, enforced by leased allowances',
       },
     } as KubeObject);
 
-  const createPolicy = (name: string, app: string, models = ['gpt-4o-mini']) =>
-    client.create(LlmPolicies, {
-      apiVersion: 'llmproxy.io/v1alpha1',
-      kind: 'LlmPolicy',
-      metadata: { name, namespace: ns },
-      spec: {
-        podSelector: { matchLabels: { app } },
-        providers: [
-          { name: 'openai', type: 'openai', baseURL: fake.url, credentials: { none: {} } },
-        ],
-        models: [{ provider: 'openai', allow: models }],
-      },
-    } as KubeObject);
+  const createPolicy = (name: string, app: string, models?: string[]) =>
+    client.create(LlmPolicies, llmPolicy({ name, namespace: ns, app, baseURL: fake.url, models }));
 
   /** A Pod object as the webhook leaves it, and a sidecar process running as that pod. */
   const startPodSidecar = async (name: string, app: string, operator: OperatorProcess) => {

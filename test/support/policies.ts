@@ -1,5 +1,6 @@
-// LlmPolicy objects for e2e tests: one openai provider granting gpt-4o-mini, the pods
-// selected by their app label. Most tests need nothing more; the few that do build their own.
+// LlmPolicy objects for e2e tests: one openai provider granting gpt-4o-mini (or the models
+// given), the pods selected by their app label. Most tests need nothing more; the few that do
+// build their own.
 import type { ProviderCredentials } from '../../crds/v1alpha1/index.js';
 import type { KubeObject } from '../../operator/kube/index.js';
 
@@ -13,6 +14,8 @@ export interface PolicyFixture {
   provider?: string;
   /** Default `{ none: {} }`. */
   credentials?: ProviderCredentials;
+  /** The models it allows (default gpt-4o-mini). */
+  models?: string[];
 }
 
 export function llmPolicy(fixture: PolicyFixture): KubeObject {
@@ -31,7 +34,7 @@ export function llmPolicy(fixture: PolicyFixture): KubeObject {
           credentials: fixture.credentials ?? { none: {} },
         },
       ],
-      models: [{ provider, allow: ['gpt-4o-mini'] }],
+      models: [{ provider, allow: fixture.models ?? ['gpt-4o-mini'] }],
     },
   } as KubeObject;
 }
