@@ -38,8 +38,9 @@ bench: test-deps build ## measure the sidecar against a bare pass-through (docs/
 bench-ledger: test-deps build ## the budget ledger under load: simulated sidecars, a real operator and API server
 	node --import tsx test/bench/ledger.ts
 
-crds: deps ## regenerate crds/*.yaml and the chart's copy from crds/*.ts
+crds: deps ## regenerate crds/*.yaml, the chart's copy and the sidecar's CompiledPolicy check from their schemas
 	node --import tsx crds/generate.ts
+	node --import tsx sidecar/policy/generate.ts
 
 chart: deps ## lint and render the Helm chart with the pinned helm (its e2e tests: make test)
 	bash test/controlplane/build.sh

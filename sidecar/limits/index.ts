@@ -9,7 +9,7 @@ export {
   type RefusalReason,
   type Refused,
 } from './limiters.js';
-export { RateLimit } from './schema.js';
+export type { RateLimit } from './schema.js';
 export type { SharedStore } from './redis.js';
 
 /**

@@ -7,6 +7,6 @@ export {
   type MeterOptions,
   type ResponseMeter,
 } from './meter.js';
-export { PriceOverride } from './schema.js';
+export type { PriceOverride } from './schema.js';
 export { createLogUsageSink, type UsageRecord, type UsageSink } from './sink.js';
 export type { Usage } from './usage.js';

@@ -1,77 +1,27 @@
 // The CompiledPolicy: the one contract between the operator's compiler and the sidecar.
 // The operator (or a file in standalone mode) produces it; the sidecar enforces nothing else.
+// Its schema is compiled-schema.ts; at run time it is checked by the code generated from it.
 import { createHash } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { createRequire } from 'node:module';
 import stringify from 'safe-stable-stringify';
-import { Credentials } from '../secrets/schema.js';
-import { RateLimit } from '../limits/schema.js';
-import { PriceOverride } from '../metering/schema.js';
-import { DataProtection } from '../protection/schema.js';
-import { TelemetrySettings } from '../telemetry/schema.js';
-import { BudgetRef } from '../budget/schema.js';
-import { Origin } from './origin.js';
+import type { CompiledPolicyInput } from './compiled-schema.js';
+import { checkCompiledPolicy, compiledPolicySchemaJson } from './compiled-check.generated.js';
+
+export type {
+  CompiledPolicyInput,
+  ModelRule,
+  ProviderGrant,
+  ProviderType,
+} from './compiled-schema.js';
 
 export const COMPILED_POLICY_API_VERSION = 'llmproxy.io/v1alpha1';
+/** How compiled-check.generated.ts spells TypeBox's registered symbol keys (`@@TypeBox.Kind`). */
+export const SCHEMA_SYMBOL_PREFIX = '@@';
 
-export const ProviderType = Type.Union([
-  Type.Literal('openai'),
-  Type.Literal('anthropic'),
-  Type.Literal('azure-openai'),
-  Type.Literal('openai-compatible'),
-]);
-
-/** A model glob: `*` any run of characters, `?` one; matched case-insensitively. */
-export const ModelRule = Type.Object(
-  {
-    pattern: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._:/@*?-]+$' }),
-    /** Only on allow rules: the cap on output tokens this grant permits. */
-    maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1 })),
-    from: Origin,
-  },
-  { additionalProperties: false },
-);
-
-export const ProviderGrant = Type.Object(
-  {
-    /** The route segment: `/{name}/...` forwards to this provider. */
-    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$' }),
-    type: ProviderType,
-    baseURL: Type.String({ minLength: 1, pattern: '^https?://' }),
-    credentials: Credentials,
-    /** azure-openai only: the `api-version` query parameter added when the client sends none. */
-    apiVersion: Type.Optional(Type.String({ minLength: 1 })),
-    models: Type.Object(
-      { allow: Type.Array(ModelRule), deny: Type.Array(ModelRule) },
-      { additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false },
-);
-
-const policyBody = {
-  apiVersion: Type.Literal(COMPILED_POLICY_API_VERSION),
-  kind: Type.Literal('CompiledPolicy'),
-  /** Content hash of everything else (`sha256:<hex>`); computed when absent. */
-  version: Type.Optional(Type.String({ pattern: '^sha256:[0-9a-f]{64}$' })),
-  providers: Type.Array(ProviderGrant),
-  rateLimits: Type.Optional(Type.Array(RateLimit)),
-  budgets: Type.Optional(Type.Array(BudgetRef)),
-  pricing: Type.Optional(Type.Array(PriceOverride)),
-  dataProtection: Type.Optional(DataProtection),
-  telemetry: Type.Optional(TelemetrySettings),
-};
-
-export const CompiledPolicySchema = Type.Object(policyBody, { additionalProperties: false });
-
-export type ProviderType = Static<typeof ProviderType>;
-export type ModelRule = Static<typeof ModelRule>;
-export type ProviderGrant = Static<typeof ProviderGrant>;
-export type CompiledPolicyInput = Static<typeof CompiledPolicySchema>;
 /** A validated policy whose version is its content hash. */
 export type CompiledPolicy = CompiledPolicyInput & { version: string };
 
-const checker = TypeCompiler.Compile(CompiledPolicySchema);
+const check = checkCompiledPolicy as (value: unknown) => value is CompiledPolicyInput;
 
 export class InvalidPolicyError extends Error {
   readonly code = 'invalid_policy';
@@ -98,12 +48,7 @@ export function canonicalJson(value: unknown): string {
  * after it was generated, and enforcing it would misreport which policy is in force.
  */
 export function parseCompiledPolicy(value: unknown): CompiledPolicy {
-  if (!checker.Check(value)) {
-    const problems = [...checker.Errors(value)]
-      .slice(0, 10)
-      .map((e) => `${e.path || '/'}: ${e.message}`);
-    throw new InvalidPolicyError(problems);
-  }
+  if (!check(value)) throw new InvalidPolicyError(schemaProblems(value));
   const problems = semanticProblems(value);
   if (problems.length > 0) throw new InvalidPolicyError(problems);
   const version = policyVersion(value);
@@ -113,6 +58,36 @@ export function parseCompiledPolicy(value: unknown): CompiledPolicy {
     ]);
   }
   return { ...value, version };
+}
+
+/**
+ * What is wrong with a value the generated check refused, key by key. Only an invalid policy
+ * pays for TypeBox: its CommonJS build is loaded here, synchronously, on first use.
+ */
+function schemaProblems(value: unknown): string[] {
+  const require = createRequire(import.meta.url);
+  const { TypeCompiler } =
+    require('@sinclair/typebox/compiler') as typeof import('@sinclair/typebox/compiler');
+  schema ??= withStringKeysAsSymbols(compiledPolicySchemaJson) as never;
+  const problems = [...TypeCompiler.Compile(schema!).Errors(value)]
+    .slice(0, 10)
+    .map((e) => `${e.path || '/'}: ${e.message}`);
+  return problems.length > 0 ? problems : ['does not match the CompiledPolicy schema'];
+}
+
+let schema: import('@sinclair/typebox').TSchema | undefined;
+
+function withStringKeysAsSymbols(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withStringKeysAsSymbols);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string | symbol, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const restored = withStringKeysAsSymbols(v);
+    if (key.startsWith(SCHEMA_SYMBOL_PREFIX))
+      out[Symbol.for(key.slice(SCHEMA_SYMBOL_PREFIX.length))] = restored;
+    else out[key] = restored;
+  }
+  return out;
 }
 
 function semanticProblems(policy: CompiledPolicyInput): string[] {

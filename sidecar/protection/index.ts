@@ -13,7 +13,7 @@ export {
   isEntityType,
   type EntityType,
 } from './entities.js';
-export { DataProtection, ProtectionAction } from './schema.js';
+export type { DataProtection, ProtectionAction } from './schema.js';
 export { mapRequestText, mapResponseText } from './fields.js';
 
 export type ProtectionVerdict =

@@ -19,4 +19,4 @@ export {
   type SecretsManagerAdapter,
 } from './cache.js';
 export { regionFromArn } from './arn.js';
-export { Credentials, FileCredentials, AwsSecretsManagerCredentials } from './schema.js';
+export type { Credentials, FileCredentials, AwsSecretsManagerCredentials } from './schema.js';

@@ -47,7 +47,7 @@ export type { AccessLogEntry, LogFields, LogLevel, Logger, LoggerOptions } from 
 export { registerSecretSource } from './secrets.js';
 export { safeModel, safeToken } from './values.js';
 export type { SecretSource } from './secrets.js';
-export { TelemetrySettings } from './schema.js';
+export type { TelemetrySettings } from './schema.js';
 
 export const CALLER_HEADER = 'x-llmproxy-user';
 const SCOPE = 'llmproxy-sidecar';

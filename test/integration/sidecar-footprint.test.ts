@@ -1,0 +1,96 @@
+// What a sidecar loads decides most of its memory (docs/benchmarks.md, "Memory"). A standalone
+// sidecar with a file key must not load what only other set-ups need: TypeBox (policies are
+// checked by generated code), the AWS SDK, ioredis, the OTLP exporters, express.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
+import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
+import { startSidecar, type RunningSidecar } from '../support/sidecar.js';
+
+/** A module-resolution hook that records every package the process resolves, into `log`. */
+function recordingImports(dir: string, log: string): string {
+  writeFileSync(
+    path.join(dir, 'hooks.mjs'),
+    `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const resolved = await next(specifier, context);
+  if (resolved.url.includes('/node_modules/')) appendFileSync(${JSON.stringify(log)}, resolved.url + '\\n');
+  return resolved;
+}
+`,
+  );
+  const register = path.join(dir, 'register.mjs');
+  writeFileSync(
+    register,
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});\n`,
+  );
+  return register;
+}
+
+const NOT_LOADED = [
+  '@sinclair/typebox',
+  '@aws-sdk/',
+  'ioredis',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/exporter-metrics-otlp-http',
+  'express',
+];
+
+describe('a standalone sidecar with a file key', () => {
+  let fake: FakeProvider;
+  let sidecar: RunningSidecar;
+  let log: string;
+
+  beforeAll(async () => {
+    fake = await startFakeProvider({ port: 0, record: false });
+    const dir = mkdtempSync(path.join(tmpdir(), 'llmproxy-footprint-'));
+    log = path.join(dir, 'imports.log');
+    writeFileSync(log, '');
+    const keyFile = path.join(dir, 'key');
+    writeFileSync(keyFile, `footprint-${Date.now()}\n`);
+    sidecar = await startSidecar({
+      policy: {
+        apiVersion: 'llmproxy.io/v1alpha1',
+        kind: 'CompiledPolicy',
+        providers: [
+          {
+            name: 'openai',
+            type: 'openai',
+            baseURL: fake.url,
+            credentials: { file: { path: keyFile } },
+            models: { allow: [{ pattern: 'gpt-4o-mini' }], deny: [] },
+          },
+        ],
+      },
+      env: { NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} --import=${recordingImports(dir, log)}` },
+    });
+  });
+
+  afterAll(async () => {
+    await sidecar?.stop();
+    await fake?.close();
+  });
+
+  it('serves a call without loading what only other set-ups need', async () => {
+    const res = await fetch(`${sidecar.url}/openai/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    const loaded = readFileSync(log, 'utf8');
+    // The hook works: the packages the sidecar does need are in the log.
+    expect(loaded).toContain('/node_modules/http-proxy-3/');
+    expect(loaded).toContain('/node_modules/winston/');
+    for (const name of NOT_LOADED) expect(loaded).not.toContain(`/node_modules/${name}`);
+  });
+
+  it('still explains an invalid policy key by key (TypeBox loads only then)', async () => {
+    sidecar.writePolicy('apiVersion: llmproxy.io/v1alpha1\nkind: CompiledPolicy\nproviders: 7\n');
+    await sidecar.waitForOutput('keeping the policy in force');
+    expect(sidecar.output()).toMatch(/\/providers: Expected array/);
+  });
+});
