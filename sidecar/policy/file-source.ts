@@ -3,8 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { createRequire } from 'node:module';
 import { InvalidPolicyError, parseCompiledPolicy, type CompiledPolicy } from './compiled.js';
+
+// Only a standalone sidecar reads policy files: a managed one (every injected pod) never loads
+// the YAML parser. Its CommonJS build is required on first use, so parsing stays synchronous.
+let yaml: typeof import('yaml') | undefined;
+const loadYaml = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 
 export interface PodIdentity {
   namespace?: string;
@@ -29,7 +34,7 @@ export function parsePolicyText(
   pod: PodIdentity,
   compileManifests?: ManifestCompiler,
 ): CompiledPolicy {
-  const documents = parseAllDocuments(text);
+  const documents = loadYaml().parseAllDocuments(text);
   if (!Array.isArray(documents))
     throw new InvalidPolicyError(['file holds no YAML or JSON document']);
   const values = documents
