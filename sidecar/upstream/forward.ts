@@ -2,7 +2,7 @@
 // the response head, leaving the body to the caller (metering reads it as it streams).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 
 export interface UpstreamRequest {
@@ -113,12 +113,17 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
   };
 }
 
-/** The prepared body as a stream: cheaper than Readable.from, which iterates asynchronously. */
+/**
+ * The prepared body in the shape http-proxy reads its `buffer` option: it only ever calls
+ * `buffer.pipe(proxyReq)`. Ending the request with the whole body at once skips a Readable and
+ * the pipe's listeners per request, and lets the head and body leave in one write.
+ */
 function oneShot(body: Buffer): Readable {
-  return new Readable({
-    read() {
-      this.push(body);
-      this.push(null);
+  const source = {
+    pipe<T extends NodeJS.WritableStream>(destination: T): T {
+      destination.end(body);
+      return destination;
     },
-  });
+  };
+  return source as unknown as Readable;
 }
