@@ -31,6 +31,8 @@ interface Row {
   name: string;
   latency: LatencyResult;
   throughput: ThroughputResult;
+  /** Every round's 16-connection req/s and 1-connection p50, for the verdicts' noise bounds. */
+  rounds: { rps: number[]; p50Us: number[] };
   rssMb?: number;
 }
 
@@ -191,6 +193,10 @@ async function main(): Promise<void> {
           runs.map((r) => r.throughput),
           (t) => t.rps,
         ),
+        rounds: {
+          rps: runs.map((r) => r.throughput.rps),
+          p50Us: runs.map((r) => r.latency.p50Us),
+        },
         ...(target.pid ? { rssMb: rssMb(target.pid) } : {}),
       };
     });
@@ -275,7 +281,26 @@ function render(rows: Row[], sections: string[]): string {
   const dlp = by('sidecar, 4 KiB prompt + data protection');
   const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
   const pct = (a?: Row, b?: Row) => (a && b ? (a.throughput.rps / b.throughput.rps) * 100 : NaN);
-  const check = (ok: boolean) => (ok ? 'met' : '**missed**');
+  /**
+   * A verdict the run's own noise cannot flip: `met` or `missed` only when the best and the worst
+   * pairing of rounds agree, otherwise the spread is printed instead of a verdict.
+   */
+  const verdict = (median: number, bounds: [number, number], ok: (v: number) => boolean) => {
+    const [lo, hi] = bounds;
+    if (ok(lo) === ok(hi)) return ok(median) ? 'met' : '**missed**';
+    return "within this run's noise";
+  };
+  const ratioBounds = (a: Row, b: Row): [number, number] => [
+    (Math.min(...a.rounds.rps) / Math.max(...b.rounds.rps)) * 100,
+    (Math.max(...a.rounds.rps) / Math.min(...b.rounds.rps)) * 100,
+  ];
+  const addedBounds = (a: Row, b: Row): [number, number] => [
+    Math.min(...a.rounds.p50Us) - Math.max(...b.rounds.p50Us),
+    Math.max(...a.rounds.p50Us) - Math.min(...b.rounds.p50Us),
+  ];
+  const spread = ([lo, hi]: [number, number], unit: (v: number) => string) =>
+    ROUNDS > 1 ? ` (rounds: ${unit(lo)} to ${unit(hi)})` : '';
+  const percent = (v: number) => `${v.toFixed(0)}%`;
   const lines = [
     '# llmproxy benchmark',
     '',
@@ -291,34 +316,40 @@ function render(rows: Row[], sections: string[]): string {
         `| ${r.name} | ${r.latency.rps.toFixed(0)} | ${ms(r.latency.p50Us)} | ${ms(r.latency.p99Us)} | ${r.throughput.rps.toFixed(0)} | ${r.throughput.p50Ms} ms | ${r.throughput.p99Ms} ms | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`,
     ),
     '',
-    '| target | figure | |',
+    '| target | figure (median rounds) | |',
     '|---|---:|---|',
   ];
   if (bare && sidecar && direct) {
     const added = sidecar.latency.p50Us - bare.latency.p50Us;
+    const ratio = pct(sidecar, bare);
     lines.push(
-      `| throughput at 16 connections ≥ 75% of the bare pass-through | ${pct(sidecar, bare).toFixed(0)}% | ${check(pct(sidecar, bare) >= 75)} |`,
-      `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${ms(added)} | ${check(added < 300)} |`,
+      `| throughput at 16 connections ≥ 75% of the bare pass-through | ${percent(ratio)}${spread(ratioBounds(sidecar, bare), percent)} | ${verdict(ratio, ratioBounds(sidecar, bare), (v) => v >= 75)} |`,
+      `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${ms(added)}${spread(addedBounds(sidecar, bare), ms)} | ${verdict(added, addedBounds(sidecar, bare), (v) => v < 300)} |`,
       `| added p50 latency at 1 connection (vs direct) | ${ms(sidecar.latency.p50Us - direct.latency.p50Us)} | |`,
-      `| sidecar peak RSS < 80 MB | ${sidecar.rssMb?.toFixed(0)} MB | ${check((sidecar.rssMb ?? Infinity) < 80)} |`,
+      `| sidecar peak RSS < 80 MB | ${sidecar.rssMb?.toFixed(0)} MB | ${(sidecar.rssMb ?? Infinity) < 80 ? 'met' : '**missed**'} |`,
     );
   }
-  if (limited && sidecar)
+  // Costs are 100% minus the ratio, so their bounds swap.
+  const cost = (a: Row, b: Row, limit: number, label: string) => {
+    const [lo, hi] = ratioBounds(a, b);
     lines.push(
-      `| rate limits cost < 10% of throughput | ${(100 - pct(limited, sidecar)).toFixed(0)}% | ${check(pct(limited, sidecar) >= 90)} |`,
+      `| ${label} | ${percent(100 - pct(a, b))}${spread([100 - hi, 100 - lo], percent)} | ${verdict(100 - pct(a, b), [100 - hi, 100 - lo], (v) => v < limit)} |`,
     );
+  };
+  if (limited && sidecar) cost(limited, sidecar, 10, 'rate limits cost < 10% of throughput');
   if (shared && limited)
     lines.push(
       `| Redis-shared limit: added p50 at 1 connection | ${ms(shared.latency.p50Us - limited.latency.p50Us)} | |`,
     );
   if (aws && sidecar)
-    lines.push(
-      `| Secrets Manager key vs file key, 16 conn throughput | ${pct(aws, sidecar).toFixed(0)}% | ${check(pct(aws, sidecar) >= 90)} |`,
-    );
-  if (dlp && big)
-    lines.push(
-      `| data protection on a 4 KiB prompt costs < 10% of throughput | ${(100 - pct(dlp, big)).toFixed(0)}% | ${check(pct(dlp, big) >= 90)} |`,
-    );
+    cost(aws, sidecar, 10, 'Secrets Manager key vs file key costs < 10% of throughput');
+  if (dlp && big) cost(dlp, big, 10, 'data protection on a 4 KiB prompt costs < 10% of throughput');
+  lines.push(
+    '',
+    'A verdict is given only when the best and the worst pairing of rounds agree; otherwise the',
+    "difference is inside this run's noise and only the in-process figures in docs/benchmarks.md",
+    'can settle it.',
+  );
   return [...lines, '', ...sections.flatMap((s) => [s, ''])].join('\n');
 }
 
