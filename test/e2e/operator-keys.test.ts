@@ -6,7 +6,7 @@
 // line, an Event or a status.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type http from 'node:http';
 import os from 'node:os';
@@ -14,13 +14,12 @@ import path from 'node:path';
 import {
   KubeClient,
   LlmPolicies,
-  Pods,
   ServiceAccounts,
   loadKubeConfig,
 } from '../../operator/kube/index.js';
 import type { LlmPolicyStatus } from '../../crds/v1alpha1/index.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
-import { injectedPod } from '../support/pods.js';
+import { createInjectedPodWithToken } from '../support/pods.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import {
@@ -84,13 +83,14 @@ describe('provider keys from the operator', () => {
       },
     });
 
-  const createPod = async (name: string, app: string): Promise<string> => {
-    const pod = await client.create(Pods, injectedPod({ name, namespace: ns, labels: { app } }));
-    return pod.metadata?.uid ?? '';
-  };
-
-  const podToken = (name: string, uid: string) =>
-    cp.tokenFor(ns, 'app', { audiences: ['llmproxy.io'], boundPod: { name, uid } });
+  /** An injected Pod whose bound token is written to `token-<name>` in dir; returns the token. */
+  const createPod = (name: string, app: string): Promise<string> =>
+    createInjectedPodWithToken(
+      cp,
+      client,
+      { name, namespace: ns, labels: { app } },
+      path.join(dir, `token-${name}`),
+    );
 
   const statusOf = async (name: string): Promise<LlmPolicyStatus | undefined> =>
     ((await client.get(LlmPolicies, name, ns)) as { status?: LlmPolicyStatus } | undefined)?.status;
@@ -135,8 +135,9 @@ describe('provider keys from the operator', () => {
     await client.create(LlmPolicies, keyPolicy('granted-x', 'a', 'openai', secretX));
     await client.create(LlmPolicies, keyPolicy('granted-y', 'b', 'other', secretY, 'apiKey'));
     await client.create(LlmPolicies, keyPolicy('missing', 'nobody', 'openai', secretMissing));
-    const uidA = await createPod('pod-a', 'a');
-    const uidB = await createPod('pod-b', 'b');
+    await createPod('pod-a', 'a');
+    // pod-b's token is sent by hand on its stream below.
+    const tokenB = await createPod('pod-b', 'b');
 
     operator = await startOperatorProcess({
       cp,
@@ -152,8 +153,7 @@ describe('provider keys from the operator', () => {
     });
 
     // pod-a: the real sidecar in managed mode, without any AWS setting or credential.
-    const tokenFile = path.join(dir, 'token-a');
-    writeFileSync(tokenFile, await podToken('pod-a', uidA));
+    const tokenFile = path.join(dir, 'token-pod-a');
     sidecar = await startSidecar({
       operator: { url: operator.url, tokenFile, caFile: path.join(dir, 'ca.pem') },
       args: ['--pod-name', 'pod-a', '--log-level', 'debug'],
@@ -163,7 +163,6 @@ describe('provider keys from the operator', () => {
     });
 
     // pod-b: its stream read byte for byte, to see everything the operator ever sends it.
-    const tokenB = await podToken('pod-b', uidB);
     await waitUntil(async () => {
       if (podBStream) return true;
       await new Promise<void>((resolve) => {
