@@ -22,6 +22,7 @@ import { connectToOperator, type OperatorConnection } from '../../sidecar/contro
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { freshNamespace, sharedControlPlane } from '../support/e2e.js';
+import { createInjectedPodWithToken } from '../support/pods.js';
 import { createTestPki } from '../support/tls.js';
 
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
@@ -77,28 +78,18 @@ describe('policies reach the pods they select', () => {
     ns = await freshNamespace('operator-policy');
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
     await client.create(LlmPolicies, llmPolicy(ns, ['llama-3-*']));
-    const pod = await client.create(Pods, {
-      metadata: {
-        name: 'demo-1',
-        namespace: ns,
-        labels: { app: 'demo' },
-        // What the webhook records on a pod it injected; only such pods are served.
-        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
-    });
-    podUid = pod.metadata?.uid ?? '';
 
     const pki = await createTestPki();
     dir = mkdtempSync(path.join(os.tmpdir(), 'llmproxy-policy-e2e-'));
     writeFileSync(path.join(dir, 'ca.pem'), pki.caPem);
-    writeFileSync(
+    // A pod as the webhook stores it: only pods with its status annotation are served.
+    await createInjectedPodWithToken(
+      cp,
+      client,
+      { name: 'demo-1', namespace: ns, labels: { app: 'demo' } },
       path.join(dir, 'token'),
-      await cp.tokenFor(ns, 'app', {
-        audiences: ['llmproxy.io'],
-        boundPod: { name: 'demo-1', uid: podUid },
-      }),
     );
+    podUid = (await client.get(Pods, 'demo-1', ns))?.metadata?.uid ?? '';
     source = new PolicySource({
       client,
       log: quiet,
