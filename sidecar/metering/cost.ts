@@ -1,15 +1,17 @@
 // What a request cost, in micro-dollars: policy overrides first, then @pydantic/genai-prices.
 // Unknown is null, never zero: a zero would read as "free" in every budget.
-import {
-  calcPrice,
-  type ModelInfo,
-  type Provider,
-  type Usage as PriceUsage,
-} from '@pydantic/genai-prices';
+import { createRequire } from 'node:module';
+import type { ModelInfo, Provider, Usage as PriceUsage } from '@pydantic/genai-prices';
 import type { ProviderType } from '../policy/compiled.js';
 import { globToRegExp } from '../policy/glob.js';
 import type { PriceOverride } from './schema.js';
 import type { Usage } from './usage.js';
+
+// The package's minified CommonJS build: the same table as its ESM build, at 1.2 MB less heap in
+// every sidecar (V8 keeps each module's source for lazy compilation; the ESM build is unminified).
+const { calcPrice } = createRequire(import.meta.url)(
+  '@pydantic/genai-prices',
+) as typeof import('@pydantic/genai-prices');
 
 /** genai-prices provider ids. openai-compatible servers are self-hosted: only an override can price them. */
 const PRICE_PROVIDER: Record<ProviderType, string | undefined> = {
