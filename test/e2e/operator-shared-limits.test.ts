@@ -22,6 +22,7 @@ import { connectToOperator, type OperatorConnection } from '../../sidecar/contro
 import type { CompiledPolicy } from '../../sidecar/policy/compiled.js';
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { freshNamespace, sharedControlPlane, type ControlPlane } from '../support/e2e.js';
+import { createInjectedPodWithToken } from '../support/pods.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
 
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
@@ -73,28 +74,14 @@ describe('shared rate limits divided among the pods of a policy', () => {
   let server: DistributionServer;
   const sidecars = new Map<string, { conn: OperatorConnection; received: CompiledPolicy[] }>();
 
-  async function injectedPod(name: string, finalizers: string[] = []): Promise<string> {
-    const pod = await client.create(Pods, {
-      metadata: {
-        name,
-        namespace: ns,
-        labels: { app: 'demo' },
-        finalizers,
-        // What the webhook records on a pod it injected; only such pods hold a share.
-        annotations: { 'llmproxy.io/status': '{"version":"e2e"}' },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'busybox' }] },
-    });
-    return pod.metadata?.uid ?? '';
-  }
-
-  /** A managed sidecar's policy stream, authenticated as the pod by its bound token. */
-  async function sidecarOf(name: string, uid: string) {
+  /**
+   * A pod as the webhook stores it (only pods with its status annotation hold a share) and its
+   * managed sidecar's policy stream, authenticated as the pod by its bound token.
+   */
+  async function sidecarOf(name: string, finalizers?: string[]) {
     const tokenFile = path.join(dir, `${name}.token`);
-    writeFileSync(
-      tokenFile,
-      await cp.tokenFor(ns, 'app', { audiences: ['llmproxy.io'], boundPod: { name, uid } }),
-    );
+    const fixture = { name, namespace: ns, labels: { app: 'demo' }, finalizers };
+    await createInjectedPodWithToken(cp, client, fixture, tokenFile);
     const received: CompiledPolicy[] = [];
     const conn = connectToOperator({
       url: server.url,
@@ -146,8 +133,8 @@ describe('shared rate limits divided among the pods of a policy', () => {
   });
 
   it('gives each of two pods half of the shared limit and the whole per-pod limit', async () => {
-    const a = await sidecarOf('demo-a', await injectedPod('demo-a'));
-    const b = await sidecarOf('demo-b', await injectedPod('demo-b', [HOLD]));
+    const a = await sidecarOf('demo-a');
+    const b = await sidecarOf('demo-b', [HOLD]);
     await waitFor(() => shareOf(a.received.at(-1)) === 0.5 && shareOf(b.received.at(-1)) === 0.5);
     const each = a.received.at(-1)?.rateLimits?.find((l) => l.id.endsWith('/each'));
     expect(each).toMatchObject({ scope: 'pod', requestsPerMinute: 60 });
@@ -171,8 +158,8 @@ describe('shared rate limits divided among the pods of a policy', () => {
 
   it('divides again as pods join, and gives the last pod the whole limit after deletions', async () => {
     const a = sidecars.get('demo-a')!;
-    const c = await sidecarOf('demo-c', await injectedPod('demo-c'));
-    const d = await sidecarOf('demo-d', await injectedPod('demo-d'));
+    const c = await sidecarOf('demo-c');
+    const d = await sidecarOf('demo-d');
     const third = 0.333333333;
     await waitFor(() => [a, c, d].every((s) => shareOf(s.received.at(-1)) === third));
     await client.delete(Pods, 'demo-c', ns);

@@ -14,6 +14,8 @@ export interface PodFixture {
   labels?: Record<string, string>;
   serviceAccount?: string;
   annotations?: Record<string, string>;
+  /** E.g. one that keeps a deleted pod terminating instead of gone. */
+  finalizers?: string[];
 }
 
 export function injectedPod(fixture: PodFixture) {
@@ -23,6 +25,7 @@ export function injectedPod(fixture: PodFixture) {
       namespace: fixture.namespace,
       labels: fixture.labels ?? {},
       annotations: { 'llmproxy.io/status': '{"version":"e2e"}', ...fixture.annotations },
+      ...(fixture.finalizers ? { finalizers: fixture.finalizers } : {}),
     },
     spec: {
       serviceAccountName: fixture.serviceAccount ?? 'app',
