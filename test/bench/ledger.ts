@@ -22,6 +22,7 @@ import { connectToOperator, type OperatorConnection } from '../../sidecar/contro
 import type { Logger } from '../../sidecar/telemetry/log.js';
 import { startControlPlane } from '../support/controlplane.js';
 import { createInjectedPodWithToken } from '../support/pods.js';
+import { llmPolicy } from '../support/policies.js';
 import { freePort, waitUntil } from '../support/sidecar.js';
 import {
   applyCrds,
@@ -62,23 +63,10 @@ async function main(): Promise<void> {
     await cp.kubectl(['create', 'namespace', NS]);
     const client = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: NS } });
-    await client.create(LlmPolicies, {
-      apiVersion: 'llmproxy.io/v1alpha1',
-      kind: 'LlmPolicy',
-      metadata: { name: 'bench', namespace: NS },
-      spec: {
-        podSelector: { matchLabels: { app: 'bench' } },
-        providers: [
-          {
-            name: 'openai',
-            type: 'openai',
-            baseURL: 'https://api.openai.com',
-            credentials: { none: {} },
-          },
-        ],
-        models: [{ provider: 'openai', allow: ['gpt-4o-mini'] }],
-      },
-    } as KubeObject);
+    await client.create(
+      LlmPolicies,
+      llmPolicy({ name: 'bench', namespace: NS, app: 'bench', baseURL: 'https://api.openai.com' }),
+    );
     await client.create(LlmBudgets, {
       apiVersion: 'llmproxy.io/v1alpha1',
       kind: 'LlmBudget',
