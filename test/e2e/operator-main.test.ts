@@ -56,6 +56,18 @@ describe('the operator process', () => {
   const runs: OperatorProcess[] = [];
   const received: CompiledPolicy[] = [];
 
+  /** The watch answer for `token`, retried until 403: the pod may not be in the operator's cache
+   * yet (unknown pods wait, fail-closed). */
+  const watchUntilRefused = async (token: string) => {
+    let res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token);
+    const deadline = Date.now() + 10_000;
+    while (res.status !== 403 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token).catch(() => res);
+    }
+    return res;
+  };
+
   const startOperator = async (): Promise<ChildProcess> => {
     const started = await startOperatorProcess({
       cp,
@@ -159,13 +171,7 @@ describe('the operator process', () => {
       audiences: ['llmproxy.io'],
       boundPod: { name: 'stray-1', uid: stray.metadata?.uid ?? '' },
     });
-    let res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token);
-    // The pod may not be in the operator's cache yet (unknown pods wait, fail-closed).
-    const deadline = Date.now() + 10_000;
-    while (res.status !== 403 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token).catch(() => res);
-    }
+    const res = await watchUntilRefused(token);
     expect(res.status).toBe(403);
     expect(res.body).not.toContain('llama');
     const metrics = await get(`https://127.0.0.1:${metricsPort}/metrics`);
@@ -190,12 +196,7 @@ describe('the operator process', () => {
       audiences: ['llmproxy.io'],
       boundPod: { name: 'forger-1', uid: forger.metadata?.uid ?? '' },
     });
-    let res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token);
-    const deadline = Date.now() + 10_000;
-    while (res.status !== 403 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      res = await get(`https://127.0.0.1:${port}/v1/policy/watch`, token).catch(() => res);
-    }
+    const res = await watchUntilRefused(token);
     expect(res.status).toBe(403);
     expect(res.body).not.toContain('llama');
     await waitFor(() => output().includes('container app mounts llmproxy-token'));
