@@ -319,12 +319,10 @@ export function createPipeline(options: PipelineOptions) {
       key === undefined ? {} : p.adapter.credentialHeaders(key),
     );
     try {
-      const response = await options.upstream.send(req, res, {
-        url: p.url,
-        headers,
-        body: p.outgoing,
-        timeoutMs: options.upstreamTimeoutMs,
-      });
+      const response = await options.upstream.send(
+        { url: p.url, headers, body: p.outgoing, timeoutMs: options.upstreamTimeoutMs },
+        res,
+      );
       return { response, key };
     } catch (error) {
       throw toProxyError(error);
@@ -386,7 +384,7 @@ export function createPipeline(options: PipelineOptions) {
         }
         done();
       });
-      // The client went away: http-proxy destroys the upstream request on res 'close'.
+      // The client went away: stop reading the provider's answer (and free its socket).
       res.on('close', () => {
         if (!res.writableFinished) {
           exchange.code = 'client_closed';

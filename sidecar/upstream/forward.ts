@@ -1,16 +1,19 @@
-// The only module that imports http-proxy-3: sends one prepared request upstream and hands back
-// the response head, leaving the body to the caller (metering reads it as it streams).
+// The only module that sends requests to providers: one prepared request upstream, handing back
+// the response head and leaving the body to the caller (metering reads it as it streams).
+//
+// It forwards with node:http directly rather than through http-proxy-3's `web()`: the sidecar
+// reads, checks and rewrites the body before forwarding and relays the response itself, so none of
+// http-proxy's passes apply, and its per-request option merging, listeners and closures cost ~1/3 of
+// the sidecar's CPU per request (docs/benchmarks.md, "fourth pass").
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
 
 export interface UpstreamRequest {
   /** Full upstream URL: the provider's baseURL plus the endpoint path and query. */
   url: URL;
   /**
    * The complete outgoing header set; nothing from the client is added to it. The framing
-   * (content-length) is set on it here, so it belongs to this one request.
+   * (content-length) and `host` are set on it here, so it belongs to this one request.
    */
   headers: Record<string, string>;
   body: Buffer;
@@ -30,20 +33,23 @@ export class UpstreamError extends Error {
 }
 
 export interface Upstream {
-  /** Resolves with the upstream response once its head arrives; its body is the caller's to read. */
-  send(
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: UpstreamRequest,
-  ): Promise<IncomingMessage>;
+  /**
+   * POSTs the request and resolves with the response once its head arrives; its body is the
+   * caller's to read. If `client` closes first, the upstream request is aborted.
+   */
+  send(request: UpstreamRequest, client: ServerResponse): Promise<IncomingMessage>;
   /** Open sockets per origin, for tests that prove aborted clients leak nothing. */
   openSockets(): number;
   close(): void;
 }
 
-interface InFlight {
-  timedOut: boolean;
-  resolve(res: IncomingMessage): void;
+/** The parts of a URL node:http needs, read once per URL (provider URLs are cached and reused). */
+interface Target {
+  secure: boolean;
+  hostname: string;
+  port: number;
+  path: string;
+  host: string;
 }
 
 export function createUpstream(options: { maxSockets?: number } = {}): Upstream {
@@ -55,49 +61,59 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
   };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent({ ...agentOptions, minVersion: 'TLSv1.2' as const });
-  const proxy = createProxyServer({ selfHandleResponse: true, ignorePath: true, xfwd: false });
-  // One listener per event for all requests; per-request state hangs off the request itself.
-  const pending = new WeakMap<IncomingMessage, InFlight>();
-  proxy.on('proxyReq', (proxyReq, req) => {
-    const state = pending.get(req);
-    if (state) proxyReq.once('timeout', () => (state.timedOut = true));
-  });
-  proxy.on('proxyRes', (proxyRes, req) => {
-    const state = pending.get(req);
-    if (!state) return;
-    pending.delete(req);
-    state.resolve(proxyRes);
-  });
+  const targets = new WeakMap<URL, Target>();
+  const targetOf = (url: URL): Target => {
+    let target = targets.get(url);
+    if (!target) {
+      const secure = url.protocol === 'https:';
+      target = {
+        secure,
+        // WHATWG URLs keep IPv6 brackets; the resolver wants the bare address.
+        hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: Number(url.port) || (secure ? 443 : 80),
+        path: `${url.pathname}${url.search}`,
+        host: url.host,
+      };
+      targets.set(url, target);
+    }
+    return target;
+  };
 
   return {
-    send(req, res, request) {
+    send(request, client) {
       return new Promise<IncomingMessage>((resolve, reject) => {
-        const state: InFlight = { timedOut: false, resolve };
-        pending.set(req, state);
-        // http-proxy copies req.headers onto the outgoing request: swap in the curated set so no
-        // client header (credentials, hop-by-hop, cookies) can reach the provider.
-        request.headers['content-length'] = String(request.body.length);
-        req.headers = request.headers;
-        const secure = request.url.protocol === 'https:';
-        proxy.web(
-          req,
-          res,
-          {
-            target: request.url,
-            agent: secure ? httpsAgent : httpAgent,
-            buffer: oneShot(request.body),
-            proxyTimeout: request.timeoutMs,
-            secure: true,
-            changeOrigin: true,
-          },
-          (err: Error & { code?: string }) => {
-            pending.delete(req);
-            if (state.timedOut) reject(new UpstreamError('timeout'));
-            else if (res.destroyed || req.destroyed)
-              reject(new UpstreamError('client_closed', err.code));
-            else reject(new UpstreamError('unavailable', err.code));
-          },
-        );
+        const target = targetOf(request.url);
+        const headers = request.headers;
+        headers['content-length'] = String(request.body.length);
+        headers.host = target.host;
+        const upstreamReq = (target.secure ? https : http).request({
+          method: 'POST',
+          hostname: target.hostname,
+          port: target.port,
+          path: target.path,
+          headers,
+          agent: target.secure ? httpsAgent : httpAgent,
+          timeout: request.timeoutMs,
+          // https verifies the provider's certificate by default; nothing here turns that off.
+        });
+        let timedOut = false;
+        upstreamReq.on('timeout', () => {
+          timedOut = true;
+          upstreamReq.destroy();
+        });
+        // Also after the head: a mid-body failure reaches the caller through the response's
+        // own error, and this listener keeps it from being an unhandled 'error'.
+        upstreamReq.on('error', (error: Error & { code?: string }) => {
+          if (timedOut) reject(new UpstreamError('timeout'));
+          else if (client.destroyed) reject(new UpstreamError('client_closed', error.code));
+          else reject(new UpstreamError('unavailable', error.code));
+        });
+        upstreamReq.on('response', resolve);
+        // A client that leaves before the answer is complete aborts the upstream request.
+        client.once('close', () => {
+          if (!client.writableFinished) upstreamReq.destroy();
+        });
+        upstreamReq.end(request.body);
       });
     },
     openSockets() {
@@ -106,24 +122,8 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
       return count(httpAgent.sockets) + count(httpsAgent.sockets);
     },
     close() {
-      proxy.close();
       httpAgent.destroy();
       httpsAgent.destroy();
     },
   };
-}
-
-/**
- * The prepared body in the shape http-proxy reads its `buffer` option: it only ever calls
- * `buffer.pipe(proxyReq)`. Ending the request with the whole body at once skips a Readable and
- * the pipe's listeners per request, and lets the head and body leave in one write.
- */
-function oneShot(body: Buffer): Readable {
-  const source = {
-    pipe<T extends NodeJS.WritableStream>(destination: T): T {
-      destination.end(body);
-      return destination;
-    },
-  };
-  return source as unknown as Readable;
 }

@@ -62,7 +62,7 @@ describe('the image contents', () => {
     expect([...seen]).toEqual(
       expect.arrayContaining([
         '@kubernetes/client-node',
-        'http-proxy-3',
+        'ioredis',
         '@aws-sdk/client-secrets-manager',
       ]),
     );
