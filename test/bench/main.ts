@@ -22,7 +22,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const DEV = join(ROOT, '.dev');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 /** Targets are measured round-robin and reported as medians, so load drift hits all alike. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CHAT = '/openai/v1/chat/completions';
 const SMALL = chatBody('Say hello.');
 const PROMPT_4K = chatBody(samplePrompt(4096, false));
@@ -47,7 +47,8 @@ interface Variant {
 /**
  * The load generator and the fake provider on one core, the proxy under test alone on the other
  * (Linux taskset, two cores or more; BENCH_PIN=0 turns it off). Sharing both cores let the
- * three compete, and identical runs differed by up to 45%; every proxy is pinned alike.
+ * three compete, and identical runs differed by up to 45%. The proxies not under test wait on
+ * the first core, so their timers and idle-time GCs never share the measured one.
  */
 const PINNED = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
       ],
       /^ready/,
     );
-    pin(children.at(-1)?.pid, 1);
+    const barePid = children.at(-1)?.pid;
     const keyFile = join(DEV, 'bench.key');
     writeFileSync(keyFile, 'bench-key-for-the-fake-provider\n');
     const redis = await startRedis();
@@ -140,12 +141,14 @@ async function main(): Promise<void> {
       },
     ];
 
-    const targets: Array<Target & { pid?: number }> = [
+    /** `proxyPid`: the process under test, moved alone onto the second core while measured. */
+    const targets: Array<Target & { pid?: number; proxyPid?: number }> = [
       { name: 'direct to the provider', url: `${fakeUrl}/v1/chat/completions`, body: SMALL },
       {
         name: 'bare http-proxy-3 pass-through',
         url: `http://127.0.0.1:${barePort}/v1/chat/completions`,
         body: SMALL,
+        proxyPid: barePid,
       },
     ];
     for (const variant of variants) {
@@ -155,22 +158,30 @@ async function main(): Promise<void> {
         env: variant.env,
       });
       stops.push(() => sidecar.stop());
-      pin(sidecar.process.pid, 1);
       targets.push({
         name: variant.name,
         url: `${sidecar.url}${CHAT}`,
         body: variant.body,
         pid: sidecar.process.pid,
+        proxyPid: sidecar.process.pid,
       });
     }
     const samples = new Map<
       string,
       Array<{ latency: LatencyResult; throughput: ThroughputResult }>
     >();
-    for (const target of targets) await measureThroughput(target, 4, 1); // warm up JIT and pools
+    const underTest = (target: (typeof targets)[number]) => {
+      for (const other of targets) if (other !== target) pin(other.proxyPid, 0);
+      pin(target.proxyPid, 1);
+    };
+    for (const target of targets) {
+      underTest(target);
+      await measureThroughput(target, 4, 1); // warm up JIT and pools
+    }
     for (let round = 1; round <= ROUNDS; round += 1) {
       for (const target of targets) {
         log(`round ${round}/${ROUNDS}: ${target.name}`);
+        underTest(target);
         const latency = await measureLatency(target, SECONDS);
         const throughput = await measureThroughput(target, 16, SECONDS);
         if (throughput.errors > 0 || throughput.non2xx > 0) {
@@ -307,7 +318,7 @@ function render(rows: Row[], sections: string[]): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end. ` +
-      `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1 (taskset). ' : ''}Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
+      `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1, the other proxies waiting on CPU 0 (taskset). ' : ''}Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
     '',
     '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | peak RSS |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
