@@ -18,6 +18,7 @@ import { connectToOperator, type OperatorConnection } from './control/index.js';
 import { connectSharedStore, createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
 import {
+  holdsManifests,
   parsePolicyText,
   watchPolicyFile,
   type ManifestCompiler,
@@ -233,7 +234,7 @@ async function startPolicySource(
     (text) => {
       applying = applying.then(async () => {
         // The compiler (and its CEL evaluator) is loaded only for manifests: a CompiledPolicy needs neither.
-        if (!compileManifests && !COMPILED_POLICY_KIND.test(text)) {
+        if (!compileManifests && holdsManifests(text)) {
           compileManifests = (await import('./policy/compiler/index.js')).compileManifestStream;
         }
         applyPolicyText(text, config.pod, store, log, file, compileManifests);
@@ -252,8 +253,6 @@ async function startPolicySource(
     close: async () => watcher.close(),
   };
 }
-
-const COMPILED_POLICY_KIND = /^\s*"?kind"?\s*:\s*"?CompiledPolicy"?\s*,?\s*$/m;
 
 function applyPolicyText(
   text: string,

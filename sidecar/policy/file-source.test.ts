@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { compileManifestStream } from './compiler/index.js';
-import { parsePolicyText } from './file-source.js';
+import { holdsManifests, parsePolicyText } from './file-source.js';
 
 const examples = readFileSync('examples/standalone/llmpolicy.yaml', 'utf8');
 const pod = { labels: { app: 'demo' }, serviceAccount: 'default' };
@@ -34,5 +34,21 @@ describe('parsePolicyText', () => {
     expect(() => parsePolicyText(`${stringify(compiled)}---\n${stringify(compiled)}`, pod)).toThrow(
       /exactly one document/,
     );
+  });
+});
+
+describe('holdsManifests', () => {
+  it('is true for manifests only, so a CompiledPolicy in any layout never loads the compiler', () => {
+    const compiled = compileManifestStream(examples, pod);
+    expect(holdsManifests(examples)).toBe(true);
+    expect(holdsManifests(JSON.stringify(compiled))).toBe(false);
+    expect(holdsManifests(JSON.stringify(compiled, null, 2))).toBe(false);
+    expect(holdsManifests(stringify(compiled))).toBe(false);
+    expect(holdsManifests(`${stringify(compiled)}---\n${examples}`)).toBe(false);
+  });
+
+  it('is false for text that does not parse or is empty: parsePolicyText explains those', () => {
+    expect(holdsManifests('{ not: [json')).toBe(false);
+    expect(holdsManifests('')).toBe(false);
   });
 });

@@ -29,23 +29,26 @@ export async function loadPolicyFile(
   return parsePolicyText(text, pod, compileManifests);
 }
 
+/**
+ * Whether the text holds manifests for the compiler rather than a CompiledPolicy, so the compiler
+ * (and its CEL evaluator) is loaded only then. Text that does not parse needs no compiler:
+ * parsePolicyText explains it.
+ */
+export function holdsManifests(text: string): boolean {
+  try {
+    const kinds = policyDocuments(text).map((value) => (value as { kind?: unknown }).kind);
+    return kinds.length > 0 && !kinds.includes('CompiledPolicy');
+  } catch {
+    return false;
+  }
+}
+
 export function parsePolicyText(
   text: string,
   pod: PodIdentity,
   compileManifests?: ManifestCompiler,
 ): CompiledPolicy {
-  const documents = loadYaml().parseAllDocuments(text);
-  if (!Array.isArray(documents))
-    throw new InvalidPolicyError(['file holds no YAML or JSON document']);
-  const values = documents
-    .map((doc) => {
-      if (doc.errors.length > 0)
-        throw new InvalidPolicyError([
-          `not valid YAML or JSON: ${doc.errors[0]?.code ?? 'parse error'}`,
-        ]);
-      return doc.toJS({ maxAliasCount: 100 }) as unknown;
-    })
-    .filter((value) => value !== null && value !== undefined);
+  const values = policyDocuments(text);
   // An empty file is a mistake (or a write caught half way), never "allow nothing".
   if (values.length === 0) throw new InvalidPolicyError(['file holds no policy document']);
   const kinds = values.map((value) => (value as { kind?: unknown }).kind);
@@ -55,6 +58,22 @@ export function parsePolicyText(
   }
   if (!compileManifests) throw new InvalidPolicyError(['file holds no CompiledPolicy']);
   return compileManifests(text, pod);
+}
+
+/** The text's non-empty YAML or JSON documents as plain values. */
+function policyDocuments(text: string): unknown[] {
+  const documents = loadYaml().parseAllDocuments(text);
+  if (!Array.isArray(documents))
+    throw new InvalidPolicyError(['file holds no YAML or JSON document']);
+  return documents
+    .map((doc) => {
+      if (doc.errors.length > 0)
+        throw new InvalidPolicyError([
+          `not valid YAML or JSON: ${doc.errors[0]?.code ?? 'parse error'}`,
+        ]);
+      return doc.toJS({ maxAliasCount: 100 }) as unknown;
+    })
+    .filter((value) => value !== null && value !== undefined);
 }
 
 const SETTLE_MS = 50;

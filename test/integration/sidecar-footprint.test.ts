@@ -1,6 +1,7 @@
 // What a sidecar loads decides most of its memory (docs/benchmarks.md, "Memory"). A standalone
 // sidecar with a file key must not load what only other set-ups need: TypeBox (policies are
-// checked by generated code), the AWS SDK, ioredis, the OTLP exporters, express.
+// checked by generated code), the compiler's CEL evaluator, the AWS SDK, ioredis, the OTLP
+// exporters, express.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,7 @@ export async function resolve(specifier, context, next) {
 const NOT_LOADED = [
   '@sinclair/typebox',
   '@aws-sdk/',
+  '@bufbuild/', // the compiler's CEL evaluator: manifests only
   'ioredis',
   '@opentelemetry/exporter-trace-otlp-http',
   '@opentelemetry/exporter-metrics-otlp-http',
@@ -52,7 +54,8 @@ describe('a standalone sidecar with a file key', () => {
     const keyFile = path.join(dir, 'key');
     writeFileSync(keyFile, `footprint-${Date.now()}\n`);
     sidecar = await startSidecar({
-      policy: {
+      // One line of JSON, as a tool would write it: the compiler must not load for it either.
+      policy: JSON.stringify({
         apiVersion: 'llmproxy.io/v1alpha1',
         kind: 'CompiledPolicy',
         providers: [
@@ -64,7 +67,7 @@ describe('a standalone sidecar with a file key', () => {
             models: { allow: [{ pattern: 'gpt-4o-mini' }], deny: [] },
           },
         ],
-      },
+      }),
       env: { NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} --import=${recordingImports(dir, log)}` },
     });
   });
