@@ -89,6 +89,9 @@ describe('injectPod', () => {
       LLMPROXY_POD_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
       LLMPROXY_POD_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
       LLMPROXY_POD_UID: { fieldRef: { fieldPath: 'metadata.uid' } },
+      NODE_OPTIONS: '--max-old-space-size=96 --max-semi-space-size=2',
+      MALLOC_MMAP_THRESHOLD_: '131072',
+      MALLOC_TRIM_THRESHOLD_: '131072',
     });
   });
 

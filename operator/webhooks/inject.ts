@@ -6,7 +6,7 @@
 // volume. No per-namespace ConfigMap has to exist before the pod starts (the webhook makes no
 // API calls), and during a CA rotation the operator can patch the annotation of running pods:
 // the kubelet refreshes the file and the sidecar re-reads it on every connect.
-import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
+import { SIDECAR_MALLOC_ENV, SIDECAR_PROCESS_ENV } from '../../sidecar/node-options.js';
 import { QUANTITY, type OperatorSettings } from '../config-file.js';
 
 export const ANNOTATION_INJECT = 'llmproxy.io/inject';
@@ -303,7 +303,7 @@ function sidecarContainer(ctx: InjectionContext, settings: SidecarSettings): Con
     fieldEnv('LLMPROXY_POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('LLMPROXY_POD_UID', 'metadata.uid'),
     fieldEnv('LLMPROXY_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
-    { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
+    ...Object.entries(SIDECAR_PROCESS_ENV).map(([name, value]) => ({ name, value })),
   ];
   if (ctx.config.redis.url) env.push({ name: 'LLMPROXY_REDIS_URL', value: ctx.config.redis.url });
   const container: Container = {
@@ -505,6 +505,8 @@ function statusAnnotation(
 
 /** Only V8 heap sizing may come through NODE_OPTIONS: anything else could load code. */
 const HEAP_FLAGS_ONLY = /^(\s*--max-(old|semi)-space-size=\d{1,6})*\s*$/;
+/** The malloc settings the webhook injects take a byte count, nothing else. */
+const BYTE_COUNT = /^\d{1,10}$/;
 
 function imageRepository(image: unknown): string {
   if (typeof image !== 'string') return '';
@@ -521,7 +523,8 @@ function imageRepository(image: unknown): string {
  * containers included), no shared process namespace, and, when the injection settings are
  * known, the "sidecar" must be the injected program talking to this operator: its image
  * repository and command, one --operator-url naming this operator, and an environment that
- * cannot load other code. Version upgrades (image tag, heap sizes, ports) still pass.
+ * cannot load other code. Version upgrades (image tag, heap sizes, malloc settings, ports) still
+ * pass.
  * Undefined when the pod may be served. Pure.
  */
 export function servingProblem(pod: PodObject, config?: OperatorSettings): string | undefined {
@@ -570,7 +573,10 @@ export function servingProblem(pod: PodObject, config?: OperatorSettings): strin
       variable.name.startsWith('LLMPROXY_') ||
       (variable.name === 'NODE_OPTIONS' &&
         variable.valueFrom === undefined &&
-        HEAP_FLAGS_ONLY.test(variable.value ?? ''));
+        HEAP_FLAGS_ONLY.test(variable.value ?? '')) ||
+      (Object.hasOwn(SIDECAR_MALLOC_ENV, variable.name) &&
+        variable.valueFrom === undefined &&
+        BYTE_COUNT.test(variable.value ?? ''));
     if (!allowed) return `the ${SIDECAR_NAME} container sets ${variable.name.slice(0, 64)}`;
   }
   return undefined;

@@ -60,12 +60,14 @@ describe('servingProblem', () => {
     ).toBeUndefined();
   });
 
-  it('still serves pods injected by an older release (image tag, heap sizes)', () => {
+  it('still serves pods injected by an older release (image tag, heap sizes, no malloc settings)', () => {
     const pod = withSidecar((c) => {
       c.image = `${String(c.image).split(':')[0]}:0.0.1`;
-      c.env = (c.env ?? []).map((e) =>
-        e.name === 'NODE_OPTIONS' ? { name: e.name, value: '--max-old-space-size=64' } : e,
-      );
+      c.env = (c.env ?? [])
+        .filter((e) => !e.name.startsWith('MALLOC_'))
+        .map((e) =>
+          e.name === 'NODE_OPTIONS' ? { name: e.name, value: '--max-old-space-size=64' } : e,
+        );
     });
     expect(servingProblem(pod, config)).toBeUndefined();
   });
@@ -132,6 +134,30 @@ describe('servingProblem', () => {
       'a second operator URL',
       (c) => (c.args = [...(c.args as string[]), '--operator-url=https://evil.example']),
       /does not connect/,
+    ],
+    [
+      'a malloc setting that is not a byte count',
+      (c) => c.env?.push({ name: 'MALLOC_TRIM_THRESHOLD_', value: '1 --require=/tmp/x' }),
+      /sets MALLOC_TRIM_THRESHOLD_/,
+    ],
+    [
+      'a malloc setting read from elsewhere',
+      (c) =>
+        c.env?.push({
+          name: 'MALLOC_MMAP_THRESHOLD_',
+          valueFrom: { configMapKeyRef: { name: 'x', key: 'y' } },
+        }),
+      /sets MALLOC_MMAP_THRESHOLD_/,
+    ],
+    [
+      'an allocator of its own',
+      (c) => c.env?.push({ name: 'LD_PRELOAD', value: '/tmp/evil.so' }),
+      /sets LD_PRELOAD/,
+    ],
+    [
+      'a name the allowlist object inherits',
+      (c) => c.env?.push({ name: 'toString', value: '1' }),
+      /sets toString/,
     ],
     [
       'code through NODE_OPTIONS',

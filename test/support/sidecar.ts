@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
+import { SIDECAR_PROCESS_ENV } from '../../sidecar/node-options.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 export const SIDECAR_MAIN = join(ROOT, 'dist/sidecar/main.js');
@@ -72,8 +72,8 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
       ...(options.args ?? []),
     ],
     {
-      // Launched as a pod launches it: the same V8 heap settings the webhook injects.
-      env: { PATH: process.env.PATH, NODE_OPTIONS: SIDECAR_NODE_OPTIONS, ...options.env },
+      // Launched as a pod launches it: the same heap and malloc settings the webhook injects.
+      env: { PATH: process.env.PATH, ...SIDECAR_PROCESS_ENV, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
