@@ -18,7 +18,7 @@ import { connectToOperator, type OperatorConnection } from './control/index.js';
 import { connectSharedStore, createLimiters } from './limits/index.js';
 import type { CompiledPolicy } from './policy/compiled.js';
 import {
-  holdsManifests,
+  CompilerNeededError,
   parsePolicyText,
   watchPolicyFile,
   type ManifestCompiler,
@@ -233,10 +233,9 @@ async function startPolicySource(
     file,
     (text) => {
       applying = applying.then(async () => {
+        if (applyPolicyText(text, config.pod, store, log, file, compileManifests)) return;
         // The compiler (and its CEL evaluator) is loaded only for manifests: a CompiledPolicy needs neither.
-        if (!compileManifests && holdsManifests(text)) {
-          compileManifests = (await import('./policy/compiler/index.js')).compileManifestStream;
-        }
+        compileManifests = (await import('./policy/compiler/index.js')).compileManifestStream;
         applyPolicyText(text, config.pod, store, log, file, compileManifests);
       });
     },
@@ -254,6 +253,7 @@ async function startPolicySource(
   };
 }
 
+/** Applies or rejects the file's policy; false only when it needs the compiler it was not given. */
 function applyPolicyText(
   text: string,
   pod: PodIdentity,
@@ -261,7 +261,7 @@ function applyPolicyText(
   log: Logger,
   file: string,
   compileManifests: ManifestCompiler | undefined,
-): void {
+): boolean {
   let policy: CompiledPolicy;
   try {
     policy = parsePolicyText(text, pod, compileManifests);
@@ -274,6 +274,7 @@ function applyPolicyText(
       });
     }
   } catch (error) {
+    if (error instanceof CompilerNeededError) return false;
     const problems = (error as { problems?: unknown }).problems;
     const reason = Array.isArray(problems) ? problems.join('; ') : 'unreadable policy';
     const held = store.current()?.policy.version;
@@ -284,12 +285,13 @@ function applyPolicyText(
       { event: 'policy_rejected', file, reason, policyVersion: held },
     );
   }
+  return true;
 }
 
-/** The caller-hash key: from a file (one key per deployment), else random for this process. */
 /** A startup problem we found ourselves: its message names what to fix and never a value. */
 class StartupError extends Error {}
 
+/** The caller-hash key: from a file (one key per deployment), else random for this process. */
 async function loadHmacKey(file: string | undefined, log: Logger): Promise<Buffer> {
   if (file) {
     const key = await readFile(file);

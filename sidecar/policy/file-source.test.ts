@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { compileManifestStream } from './compiler/index.js';
-import { holdsManifests, parsePolicyText } from './file-source.js';
+import { InvalidPolicyError } from './compiled.js';
+import { CompilerNeededError, parsePolicyText } from './file-source.js';
 
 const examples = readFileSync('examples/standalone/llmpolicy.yaml', 'utf8');
 const pod = { labels: { app: 'demo' }, serviceAccount: 'default' };
@@ -37,18 +38,23 @@ describe('parsePolicyText', () => {
   });
 });
 
-describe('holdsManifests', () => {
-  it('is true for manifests only, so a CompiledPolicy in any layout never loads the compiler', () => {
+describe('CompilerNeededError', () => {
+  it('is thrown only for manifests without a compiler, so a CompiledPolicy never loads it', () => {
     const compiled = compileManifestStream(examples, pod);
-    expect(holdsManifests(examples)).toBe(true);
-    expect(holdsManifests(JSON.stringify(compiled))).toBe(false);
-    expect(holdsManifests(JSON.stringify(compiled, null, 2))).toBe(false);
-    expect(holdsManifests(stringify(compiled))).toBe(false);
-    expect(holdsManifests(`${stringify(compiled)}---\n${examples}`)).toBe(false);
+    expect(() => parsePolicyText(examples, pod)).toThrow(CompilerNeededError);
+    for (const text of [
+      JSON.stringify(compiled),
+      JSON.stringify(compiled, null, 2),
+      stringify(compiled),
+    ])
+      expect(parsePolicyText(text, pod)).toEqual(compiled);
   });
 
-  it('is false for text that does not parse or is empty: parsePolicyText explains those', () => {
-    expect(holdsManifests('{ not: [json')).toBe(false);
-    expect(holdsManifests('')).toBe(false);
+  it('is not thrown for text that does not parse, is empty or mixes kinds: those are explained', () => {
+    const compiled = compileManifestStream(examples, pod);
+    for (const text of ['{ not: [json', '', `${stringify(compiled)}---\n${examples}`]) {
+      expect(() => parsePolicyText(text, pod)).toThrow(InvalidPolicyError);
+      expect(() => parsePolicyText(text, pod)).not.toThrow(CompilerNeededError);
+    }
   });
 });

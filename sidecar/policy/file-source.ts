@@ -30,16 +30,12 @@ export async function loadPolicyFile(
 }
 
 /**
- * Whether the text holds manifests for the compiler rather than a CompiledPolicy, so the compiler
- * (and its CEL evaluator) is loaded only then. Text that does not parse needs no compiler:
- * parsePolicyText explains it.
+ * The file holds manifests and no compiler was given: the caller may load the compiler (and its
+ * CEL evaluator) now and parse again. A CompiledPolicy never needs it.
  */
-export function holdsManifests(text: string): boolean {
-  try {
-    const kinds = policyDocuments(text).map((value) => (value as { kind?: unknown }).kind);
-    return kinds.length > 0 && !kinds.includes('CompiledPolicy');
-  } catch {
-    return false;
+export class CompilerNeededError extends InvalidPolicyError {
+  constructor() {
+    super(['file holds no CompiledPolicy']);
   }
 }
 
@@ -56,7 +52,7 @@ export function parsePolicyText(
   if (kinds.includes('CompiledPolicy')) {
     throw new InvalidPolicyError(['a CompiledPolicy file must hold exactly one document']);
   }
-  if (!compileManifests) throw new InvalidPolicyError(['file holds no CompiledPolicy']);
+  if (!compileManifests) throw new CompilerNeededError();
   return compileManifests(text, pod);
 }
 

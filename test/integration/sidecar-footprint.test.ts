@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
-import { startSidecar, type RunningSidecar } from '../support/sidecar.js';
+import { basicPolicy, startSidecar, type RunningSidecar } from '../support/sidecar.js';
 
 /** A module-resolution hook that records every package the process resolves, into `log`. */
 function recordingImports(dir: string, log: string): string {
@@ -55,19 +55,7 @@ describe('a standalone sidecar with a file key', () => {
     writeFileSync(keyFile, `footprint-${Date.now()}\n`);
     sidecar = await startSidecar({
       // One line of JSON, as a tool would write it: the compiler must not load for it either.
-      policy: JSON.stringify({
-        apiVersion: 'llmproxy.io/v1alpha1',
-        kind: 'CompiledPolicy',
-        providers: [
-          {
-            name: 'openai',
-            type: 'openai',
-            baseURL: fake.url,
-            credentials: { file: { path: keyFile } },
-            models: { allow: [{ pattern: 'gpt-4o-mini' }], deny: [] },
-          },
-        ],
-      }),
+      policy: JSON.stringify(basicPolicy(fake.url, { keyFile })),
       env: { NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} --import=${recordingImports(dir, log)}` },
     });
   });
