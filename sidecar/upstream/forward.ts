@@ -91,7 +91,9 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
           hostname: target.hostname,
           port: target.port,
           path: target.path,
-          headers,
+          // As a flat list node:http writes the head at once (each pair still validated) instead
+          // of calling setHeader for each name first.
+          headers: flatHeaders(headers),
           agent: target.secure ? httpsAgent : httpAgent,
           timeout: request.timeoutMs,
           // https verifies the provider's certificate by default; nothing here turns that off.
@@ -126,4 +128,10 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
       httpsAgent.destroy();
     },
   };
+}
+
+function flatHeaders(headers: Record<string, string>): string[] {
+  const flat: string[] = [];
+  for (const name in headers) flat.push(name, headers[name]!);
+  return flat;
 }
