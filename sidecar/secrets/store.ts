@@ -22,7 +22,10 @@ export interface KeyStore {
   refresh(provider: string, rejectedKey?: string): Promise<boolean>;
   /** Every provider's key loaded: readiness. */
   ready(): boolean;
-  /** Redaction support: every secret value currently held (telemetry drops them wherever they appear). */
+  /**
+   * Redaction support: every secret value currently held (telemetry drops them wherever they
+   * appear). A value held for two providers appears twice.
+   */
   knownValues(): string[];
   /**
    * Managed mode: the keys the operator pushed for `fetchFrom: operator` providers, replacing
@@ -165,10 +168,11 @@ class SourcesKeyStore implements KeyStore {
   }
 
   knownValues(): string[] {
-    const values = new Set<string>();
-    for (const { source } of this.shared.values()) for (const v of source.values()) values.add(v);
-    for (const { value } of this.pushed.values()) values.add(value);
-    return [...values];
+    // Called on every request (telemetry's secrets view), which removes duplicates itself.
+    const values: string[] = [];
+    for (const { source } of this.shared.values()) values.push(...source.values());
+    for (const { value } of this.pushed.values()) values.push(value);
+    return values;
   }
 
   setOperatorKeys(keys: readonly OperatorKey[]): void {

@@ -1,7 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { knownSecrets, maskSecrets, registerSecretSource, SECRET_MASK } from './secrets.js';
+import {
+  createSecretsView,
+  knownSecrets,
+  maskSecrets,
+  registerSecretSource,
+  SECRET_MASK,
+} from './secrets.js';
 
 describe('known secrets', () => {
   it('collects registered sources and the extra one, ignoring short values and failing sources', () => {
@@ -18,6 +24,24 @@ describe('known secrets', () => {
       offBroken();
     }
     expect(knownSecrets()).not.toContain(a);
+  });
+
+  it('a view keeps its array while the values are unchanged and sees every change at once', () => {
+    const first = randomBytes(8).toString('hex');
+    const rotated = randomBytes(8).toString('hex');
+    let held = [first, first];
+    const view = createSecretsView(() => held);
+    const before = view();
+    expect(before).toEqual([first]);
+    expect(view()).toBe(before);
+    held = [first, rotated];
+    expect([...view()].sort()).toEqual([first, rotated].sort());
+    held = [rotated, rotated]; // same count, one value replaced
+    expect(view()).toEqual([rotated]);
+    const after = view();
+    expect(view()).toBe(after);
+    held = [];
+    expect(view()).toEqual([]);
   });
 
   it('masks a secret that contains another one whole', () => {

@@ -20,32 +20,47 @@ export function registerSecretSource(source: SecretSource): () => void {
 
 /**
  * knownSecrets, returning the same array for as long as the values are unchanged, so a caller can
- * keep work derived from them (sanitized attribute sets) and re-check it by identity.
+ * keep work derived from them (sanitized attribute sets) and re-check it by identity. It runs on
+ * every request, so an unchanged set costs a comparison, not a new sorted array.
  */
 export function createSecretsView(extra?: SecretSource): () => readonly string[] {
   let last: readonly string[] = [];
+  let lastRaw: string[] = [];
+  let raw: string[] = [];
   return () => {
-    const current = knownSecrets(extra);
-    if (current.length !== last.length || current.some((v, i) => v !== last[i])) last = current;
+    raw.length = 0;
+    collectSecrets(raw, extra);
+    if (raw.length === lastRaw.length && raw.every((v, i) => v === lastRaw[i])) return last;
+    last = longestFirst(raw);
+    [lastRaw, raw] = [raw, lastRaw];
     return last;
   };
 }
 
 /** The current secret values from the registered sources and `extra`, longest first. */
 export function knownSecrets(extra?: SecretSource): string[] {
-  const values = new Set<string>();
+  const raw: string[] = [];
+  collectSecrets(raw, extra);
+  return longestFirst(raw);
+}
+
+/** Every value of every source, in source order, duplicates included. */
+function collectSecrets(into: string[], extra: SecretSource | undefined): void {
   const add = (source: SecretSource) => {
     try {
       for (const v of source())
-        if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH) values.add(v);
+        if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH) into.push(v);
     } catch {
       // A failing source must not take logging down; the structural allowlists still hold.
     }
   };
   for (const source of sources) add(source);
   if (extra) add(extra);
-  // Longest first, so a secret that contains another is masked whole.
-  return [...values].sort((a, b) => b.length - a.length);
+}
+
+/** Longest first, so a secret that contains another is masked whole. */
+function longestFirst(values: readonly string[]): string[] {
+  return [...new Set(values)].sort((a, b) => b.length - a.length);
 }
 
 export function containsSecret(text: string, secrets: readonly string[]): boolean {
