@@ -248,7 +248,7 @@ function bufferedMeter(state: MeterState): ResponseMeter {
   const learn = (): void => {
     if (learnt) return;
     learnt = true;
-    const body = Buffer.concat(chunks);
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     chunks = [];
     const payload = truncated ? tailUsage(body) : parseJson(body);
     if (!payload) {

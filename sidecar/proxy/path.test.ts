@@ -42,4 +42,16 @@ describe('checkRequestTarget', () => {
       ),
     );
   });
+
+  it('answers a repeated target as the first time, past the remembered set too', () => {
+    const targets = Array.from({ length: 600 }, (_, i) => `/p${i}/v1/chat/completions?n=${i}`);
+    for (const round of [1, 2])
+      for (const [i, target] of targets.entries())
+        expect([round, checkRequestTarget(target)]).toEqual([
+          round,
+          { ok: true, provider: `p${i}`, rest: '/v1/chat/completions', query: `?n=${i}` },
+        ]);
+    expect(checkRequestTarget('/p0/../x').ok).toBe(false);
+    expect(checkRequestTarget('/p0/../x').ok).toBe(false);
+  });
 });

@@ -544,6 +544,7 @@ function limitRefusal(refused: Refused): ProxyError {
 
 function isJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
+  if (contentType === 'application/json') return true;
   const type = contentType.split(';', 1)[0]?.trim().toLowerCase();
   return type === 'application/json';
 }
