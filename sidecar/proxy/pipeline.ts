@@ -366,7 +366,10 @@ export function createPipeline(options: PipelineOptions) {
         }
       });
       upstreamRes.on('end', () => {
-        res.end(meter?.end());
+        const tail = meter?.end();
+        // An empty chunk is still a write through node:http; most answers have no tail.
+        if (tail !== undefined && tail.length > 0) res.end(tail);
+        else res.end();
         done();
       });
       // The provider went away mid-body: close the client's stream in a way its SDK understands.
