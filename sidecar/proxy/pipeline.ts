@@ -346,7 +346,8 @@ export function createPipeline(options: PipelineOptions) {
     }
     res.writeHead(status, headers);
     const meter = exchange.meter;
-    let first = true;
+    // Time to first chunk is a streaming measure; the GenAI conventions leave it off other calls.
+    let first = p.streaming;
     return new Promise((resolve) => {
       let settled = false;
       const done = () => {

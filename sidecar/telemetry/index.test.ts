@@ -207,7 +207,9 @@ describe('content capture', () => {
     });
     call.recordContent('input', request);
     call.finish({ status: 200 });
-    expect(exporter.getFinishedSpans()[0]!.attributes).not.toHaveProperty('llmproxy.content.input');
+    expect(exporter.getFinishedSpans()[0]!.attributes).not.toHaveProperty([
+      'llmproxy.content.input',
+    ]);
   });
 
   it('records redacted, truncated text when the policy opts in', () => {

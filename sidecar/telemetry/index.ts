@@ -121,7 +121,7 @@ export interface CallTelemetry {
       dlpCounts?: Record<string, number>;
     },
   ): void;
-  /** Marks the first response chunk of a stream (time to first chunk). */
+  /** Marks the first response chunk of a stream (time to first chunk); streamed calls only. */
   firstChunk(): void;
   /** Records request or response text, only if the policy opted in; redacted and truncated. */
   recordContent(kind: 'input' | 'output', body: unknown): void;

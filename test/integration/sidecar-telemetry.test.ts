@@ -125,6 +125,28 @@ describe('telemetry', () => {
     });
   });
 
+  it('times the first chunk of streamed answers only, as the GenAI conventions ask', async () => {
+    const traceIds = { whole: hex(16), streamed: hex(16) };
+    for (const [kind, traceId] of Object.entries(traceIds)) {
+      const response = await fetch(`${sidecar.url}/openai/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${hex(8)}-01` },
+        body: JSON.stringify({
+          model: 'gpt-4o-mini',
+          stream: kind === 'streamed',
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      });
+      await response.text();
+    }
+    const spanOf = (traceId: string) => otlp.spans().find((s) => s.traceId === traceId);
+    await otlp.waitFor(() => Object.values(traceIds).every((id) => spanOf(id)), 10_000);
+    const firstChunk = 'gen_ai.response.time_to_first_chunk';
+    expect(spanOf(traceIds.streamed)!.attributes[firstChunk]).toEqual(expect.any(Number));
+    // An array path: the attribute's name holds dots.
+    expect(spanOf(traceIds.whole)!.attributes).not.toHaveProperty([firstChunk]);
+  });
+
   it('gives a refused request a span with the decision and reason', async () => {
     await openai.chat.completions.create({ model: 'gpt-4o', messages: [] }).catch(() => undefined);
     await otlp.waitFor(
