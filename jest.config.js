@@ -20,7 +20,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/{sidecar,operator,crds}/**/*.test.ts'],
+      testMatch: ['<rootDir>/{sidecar,operator,crds,test/bench}/**/*.test.ts'],
     },
     {
       ...common,
