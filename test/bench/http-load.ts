@@ -1,5 +1,6 @@
 // Load generation: a sequential keep-alive loop timed in microseconds for single-connection
 // latency (autocannon reports whole milliseconds), and autocannon for multi-connection throughput.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import autocannon from 'autocannon';
 
@@ -18,6 +19,8 @@ export interface LatencyResult {
 
 export interface ThroughputResult {
   rps: number;
+  /** Responses completed in the window. */
+  requests: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -87,6 +90,7 @@ export function measureThroughput(
         if (error) return reject(error);
         resolve({
           rps: result.requests.average,
+          requests: result.requests.total,
           p50Ms: result.latency.p50,
           p99Ms: result.latency.p99,
           errors: result.errors,
@@ -101,3 +105,14 @@ function percentile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }
+
+/** CPU time (user + system) a process has used so far, in microseconds (Linux). */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which may itself hold spaces: utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
+/** USER_HZ: Linux reports CPU time in 1/100 s on every architecture Node runs on. */
+const CLOCK_TICKS = 100;

@@ -12,6 +12,7 @@ import { startRedis } from '../support/redis.js';
 import { samplePrompt } from './protection.js';
 import { roundsNeeded, verdict as signVerdict } from './verdict.js';
 import {
+  cpuMicros,
   measureLatency,
   measureThroughput,
   type LatencyResult,
@@ -35,8 +36,11 @@ interface Row {
   name: string;
   latency: LatencyResult;
   throughput: ThroughputResult;
-  /** Every round's 16-connection req/s and 1-connection p50, for the verdicts' noise bounds. */
-  rounds: { rps: number[]; p50Us: number[] };
+  /**
+   * Every round's 16-connection req/s and 1-connection p50, for the verdicts' noise bounds, and
+   * the proxy's CPU time per request in the 16-connection window (none for the direct call).
+   */
+  rounds: { rps: number[]; p50Us: number[]; cpuUs: number[] };
   rssMb?: number;
 }
 
@@ -172,7 +176,7 @@ async function main(): Promise<void> {
     }
     const samples = new Map<
       string,
-      Array<{ latency: LatencyResult; throughput: ThroughputResult }>
+      Array<{ latency: LatencyResult; throughput: ThroughputResult; cpuUs: number }>
     >();
     const underTest = (target: (typeof targets)[number]) => {
       for (const other of targets) if (other !== target) pin(other.proxyPid, 0);
@@ -187,13 +191,20 @@ async function main(): Promise<void> {
         log(`round ${round}/${ROUNDS}: ${target.name}`);
         underTest(target);
         const latency = await measureLatency(target, SECONDS);
+        const cpuBefore = target.proxyPid ? cpuMicros(target.proxyPid) : NaN;
         const throughput = await measureThroughput(target, 16, SECONDS);
+        const cpuUs = target.proxyPid
+          ? (cpuMicros(target.proxyPid) - cpuBefore) / throughput.requests
+          : NaN;
         if (throughput.errors > 0 || throughput.non2xx > 0) {
           throw new Error(
             `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
           );
         }
-        samples.set(target.name, [...(samples.get(target.name) ?? []), { latency, throughput }]);
+        samples.set(target.name, [
+          ...(samples.get(target.name) ?? []),
+          { latency, throughput, cpuUs },
+        ]);
       }
     }
     const rows: Row[] = targets.map((target) => {
@@ -211,6 +222,7 @@ async function main(): Promise<void> {
         rounds: {
           rps: runs.map((r) => r.throughput.rps),
           p50Us: runs.map((r) => r.latency.p50Us),
+          cpuUs: runs.map((r) => r.cpuUs),
         },
         ...(target.pid ? { rssMb: rssMb(target.pid) } : {}),
       };
@@ -313,6 +325,7 @@ function render(rows: Row[], sections: string[]): string {
   const figure = (values: number[], unit: (v: number) => string) =>
     `${unit(median(values))}${ROUNDS > 1 ? ` (rounds: ${values.map(unit).join(', ')})` : ''}`;
   const percent = (v: number) => `${v.toFixed(0)}%`;
+  const cpu = (us: number) => (Number.isFinite(us) ? `${us.toFixed(0)} µs` : '');
   const lines = [
     '# llmproxy benchmark',
     '',
@@ -321,11 +334,11 @@ function render(rows: Row[], sections: string[]): string {
       .join(' ')} at the end. ` +
       `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1, the other proxies waiting on CPU 0 (taskset). ' : ''}Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
     '',
-    '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | peak RSS |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | 16 conn CPU per request | peak RSS |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.latency.rps.toFixed(0)} | ${ms(r.latency.p50Us)} | ${ms(r.latency.p99Us)} | ${r.throughput.rps.toFixed(0)} | ${r.throughput.p50Ms} ms | ${r.throughput.p99Ms} ms | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`,
+        `| ${r.name} | ${r.latency.rps.toFixed(0)} | ${ms(r.latency.p50Us)} | ${ms(r.latency.p99Us)} | ${r.throughput.rps.toFixed(0)} | ${r.throughput.p50Ms} ms | ${r.throughput.p99Ms} ms | ${cpu(median(r.rounds.cpuUs))} | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`,
     ),
     '',
     '| target | figure: median of the rounds (each round) | |',
@@ -338,6 +351,12 @@ function render(rows: Row[], sections: string[]): string {
       `| throughput at 16 connections ≥ 75% of the bare pass-through | ${figure(ratio, percent)} | ${verdict(ratio, (v) => v >= 75)} |`,
       `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${figure(added, ms)} | ${verdict(added, (v) => v < 300)} |`,
       `| added p50 latency at 1 connection (vs direct) | ${ms(sidecar.latency.p50Us - direct.latency.p50Us)} | |`,
+      // The steadier reading of the same comparison: on its own core the proxy is CPU-bound, so
+      // its throughput share is the pass-through's CPU per request over its own.
+      `| CPU per request at 16 connections, bare pass-through over sidecar | ${figure(
+        sidecar.rounds.cpuUs.map((us, i) => ((bare.rounds.cpuUs[i] ?? NaN) / us) * 100),
+        percent,
+      )} | reported |`,
       `| sidecar peak RSS < 80 MB | ${sidecar.rssMb?.toFixed(0)} MB | ${(sidecar.rssMb ?? Infinity) < 80 ? 'met' : '**missed**'} |`,
     );
   }
