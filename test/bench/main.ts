@@ -351,8 +351,8 @@ function render(rows: Row[], sections: string[]): string {
       `| throughput at 16 connections ≥ 75% of the bare pass-through | ${figure(ratio, percent)} | ${verdict(ratio, (v) => v >= 75)} |`,
       `| added p50 latency at 1 connection < 0.3 ms (vs bare pass-through) | ${figure(added, ms)} | ${verdict(added, (v) => v < 300)} |`,
       `| added p50 latency at 1 connection (vs direct) | ${ms(sidecar.latency.p50Us - direct.latency.p50Us)} | |`,
-      // The steadier reading of the same comparison: on its own core the proxy is CPU-bound, so
-      // its throughput share is the pass-through's CPU per request over its own.
+      // Whether the throughput comparison measured the proxies: alone on a core a proxy is
+      // CPU-bound, and its throughput share is the pass-through's CPU per request over its own.
       `| CPU per request at 16 connections, bare pass-through over sidecar | ${figure(
         sidecar.rounds.cpuUs.map((us, i) => ((bare.rounds.cpuUs[i] ?? NaN) / us) * 100),
         percent,
