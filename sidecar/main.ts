@@ -62,13 +62,13 @@ async function main(): Promise<void> {
     operatorKeys: config.operator !== undefined,
     onRefresh: (secretId, outcome) => onRefresh(secretId, outcome),
   });
-  // Every logger and exporter drops any value the key store holds, wherever it appears.
+  // Every logger and exporter drops any value the key store holds, wherever it appears; this
+  // registration is what telemetry's exporters and metric attributes consult too.
   registerSecretSource(() => keys.knownValues());
   const telemetry = createTelemetry({
     serviceName: 'llmproxy-sidecar',
     hmacKey: await loadHmacKey(config.hmacKeyFile, log),
     log,
-    secretValues: () => keys.knownValues(),
     ...(await telemetryOptionsFromEnv(process.env)),
   });
   onRefresh = (secretId, outcome) => {

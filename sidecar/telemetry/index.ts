@@ -148,7 +148,8 @@ export interface TelemetryOptions {
   serviceVersion?: string;
   hmacKey: Buffer;
   log: Logger;
-  secretValues: SecretSource;
+  /** Secret values to drop, in addition to those from registerSecretSource (tests use it). */
+  secretValues?: SecretSource;
   /**
    * Export over OTLP/HTTP with these exporters (loadOtlpExporters); endpoint, headers and protocol
    * come from the standard OTEL_* variables.
