@@ -19,8 +19,9 @@ export interface LatencyResult {
 
 export interface ThroughputResult {
   rps: number;
-  /** Responses completed in the window. */
+  /** Responses completed in the window, and its length as autocannon timed it. */
   requests: number;
+  seconds: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -85,12 +86,15 @@ export function measureThroughput(
         body: target.body,
         connections,
         duration: seconds,
+        // autocannon stops on its next sample tick: 100 ms ticks keep short windows short.
+        sampleInt: 100,
       },
       (error, result) => {
         if (error) return reject(error);
         resolve({
-          rps: result.requests.average,
+          rps: result.requests.total / result.duration,
           requests: result.requests.total,
+          seconds: result.duration,
           p50Ms: result.latency.p50,
           p99Ms: result.latency.p99,
           errors: result.errors,

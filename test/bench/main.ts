@@ -11,6 +11,7 @@ import { startMoto } from '../support/moto.js';
 import { startRedis } from '../support/redis.js';
 import { samplePrompt } from './protection.js';
 import { roundsNeeded, verdict as signVerdict } from './verdict.js';
+import { joinSlices, sliceOrder } from './slices.js';
 import {
   cpuMicros,
   measureLatency,
@@ -28,6 +29,13 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
  * rounds let one round caught in a burst of the machine's noise leave a verdict standing (8 of 9).
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+/**
+ * Each round's 16-connection window is cut into slices taken in mirrored order (A B C … C B A,
+ * twice), so targets compared with each other run within a second of each other and a linear
+ * drift hits both alike. Whole 3 s windows, one target after another, let the host's bursts of
+ * noise (seconds long here) land on one side of a pair: paired rounds ranged 36–109%.
+ */
+const SLICES = Number(process.env.BENCH_SLICES ?? 4);
 const CHAT = '/openai/v1/chat/completions';
 const SMALL = chatBody('Say hello.');
 const PROMPT_4K = chatBody(samplePrompt(4096, false));
@@ -128,18 +136,18 @@ async function main(): Promise<void> {
         policy: { ...base, rateLimits: limits },
       },
       {
-        name: 'sidecar + rate limits (shared, Redis)',
-        body: SMALL,
-        policy: { ...base, rateLimits: [{ ...limits[0], id: 'bench/shared', scope: 'shared' }] },
-        args: ['--redis-url', redis.url],
-      },
-      {
         name: 'sidecar, key from Secrets Manager',
         body: SMALL,
         policy: benchPolicy(fakeUrl, {
           awsSecretsManager: { secretId: 'bench/openai', region: moto.region },
         }),
         env: moto.env,
+      },
+      {
+        name: 'sidecar + rate limits (shared, Redis)',
+        body: SMALL,
+        policy: { ...base, rateLimits: [{ ...limits[0], id: 'bench/shared', scope: 'shared' }] },
+        args: ['--redis-url', redis.url],
       },
       { name: 'sidecar, 4 KiB prompt', body: PROMPT_4K, policy: base },
       {
@@ -187,23 +195,33 @@ async function main(): Promise<void> {
       await measureThroughput(target, 4, 1); // warm up JIT and pools
     }
     for (let round = 1; round <= ROUNDS; round += 1) {
+      log(`round ${round}/${ROUNDS}: one connection, each target in turn`);
+      const latencies = new Map<string, LatencyResult>();
       for (const target of targets) {
-        log(`round ${round}/${ROUNDS}: ${target.name}`);
         underTest(target);
-        const latency = await measureLatency(target, SECONDS);
+        latencies.set(target.name, await measureLatency(target, SECONDS));
+      }
+      log(`round ${round}/${ROUNDS}: 16 connections, ${SLICES} slices per target`);
+      const slices = new Map<string, Array<{ throughput: ThroughputResult; cpuUs: number }>>();
+      for (const target of sliceOrder(targets, SLICES)) {
+        underTest(target);
         const cpuBefore = target.proxyPid ? cpuMicros(target.proxyPid) : NaN;
-        const throughput = await measureThroughput(target, 16, SECONDS);
-        const cpuUs = target.proxyPid
-          ? (cpuMicros(target.proxyPid) - cpuBefore) / throughput.requests
-          : NaN;
+        const throughput = await measureThroughput(target, 16, SECONDS / SLICES);
+        const cpuUs = target.proxyPid ? cpuMicros(target.proxyPid) - cpuBefore : NaN;
         if (throughput.errors > 0 || throughput.non2xx > 0) {
           throw new Error(
             `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
           );
         }
+        slices.set(target.name, [...(slices.get(target.name) ?? []), { throughput, cpuUs }]);
+      }
+      for (const target of targets) {
+        const parts = slices.get(target.name) ?? [];
+        const throughput = joinSlices(parts.map((p) => p.throughput));
+        const cpuUs = parts.reduce((sum, p) => sum + p.cpuUs, 0) / throughput.requests;
         samples.set(target.name, [
           ...(samples.get(target.name) ?? []),
-          { latency, throughput, cpuUs },
+          { latency: latencies.get(target.name) as LatencyResult, throughput, cpuUs },
         ]);
       }
     }
@@ -308,8 +326,8 @@ function render(rows: Row[], sections: string[]): string {
   const dlp = by('sidecar, 4 KiB prompt + data protection');
   const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
   /**
-   * Comparisons are paired: in each round the two targets were measured one right after the
-   * other, so the machine's drift between rounds (large here) cancels within a pair.
+   * Comparisons are paired: in each round the two targets' slices alternated, so the machine's
+   * drift between rounds (large here) cancels within a pair.
    */
   const ratios = (a: Row, b: Row) =>
     a.rounds.rps.map((rps, i) => (rps / (b.rounds.rps[i] ?? NaN)) * 100);
@@ -332,7 +350,7 @@ function render(rows: Row[], sections: string[]): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end. ` +
-      `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1, the other proxies waiting on CPU 0 (taskset). ' : ''}Each target was measured ${ROUNDS} times round-robin (${SECONDS}s at 1 connection, then ${SECONDS}s at 16) and the median run is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
+      `Load generator, fake provider, baseline and sidecars share this machine. ${PINNED ? 'The load generator, fake provider, Redis and moto run on CPU 0 and the proxy under test alone on CPU 1, the other proxies waiting on CPU 0 (taskset). ' : ''}Each target was measured in ${ROUNDS} rounds (${SECONDS}s at 1 connection, one target after another; then ${SECONDS}s at 16 connections in ${SLICES} slices taken in mirrored order, so compared targets alternate within seconds) and the median round is shown. Sidecars run as injected (NODE_OPTIONS heap settings) with --log-level warn (no access line per request).`,
     '',
     '| target | 1 conn req/s | 1 conn p50 | 1 conn p99 | 16 conn req/s | 16 conn p50 | 16 conn p99 | 16 conn CPU per request | peak RSS |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -374,7 +392,7 @@ function render(rows: Row[], sections: string[]): string {
   if (dlp && big) cost(dlp, big, 10, 'data protection on a 4 KiB prompt costs < 10% of throughput');
   lines.push(
     '',
-    'Each figure compares the two targets round by round (measured back to back). A verdict is',
+    'Each figure compares the two targets round by round (their slices alternated). A verdict is',
     `given only when at least ${roundsNeeded(ROUNDS)} of the ${ROUNDS} rounds agree (a one-sided sign test at 5%);`,
     "otherwise the difference is inside this run's noise and only the in-process figures in",
     'docs/benchmarks.md can settle it.',
