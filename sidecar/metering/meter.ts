@@ -67,8 +67,11 @@ export function prepareStreamingRequest(
     return { body, clientAskedForUsage: true };
   const streamOptions = asRecord(b.stream_options);
   if (streamOptions?.include_usage === true) return { body, clientAskedForUsage: true };
+  // Object.assign, not spread: a spread copy that gains a property costs ~1 µs in V8 (Node 20).
   return {
-    body: { ...b, stream_options: { ...streamOptions, include_usage: true } },
+    body: Object.assign({}, b, {
+      stream_options: Object.assign({}, streamOptions, { include_usage: true }),
+    }),
     clientAskedForUsage: false,
   };
 }
@@ -117,9 +120,11 @@ class MeterState {
       output: estimateOutputTokens(this.textBytes, this.contentEvents),
     };
     const usage = combine(this.family, this.reported, fallback, this.exact);
-    return this.responseModel === undefined
-      ? usage
-      : { ...usage, responseModel: this.responseModel };
+    // combine's result is fresh: extend it rather than spread it (a spread copy that gains a
+    // property costs ~1 µs in V8).
+    if (this.responseModel !== undefined)
+      Object.assign(usage, { responseModel: this.responseModel });
+    return usage;
   }
 }
 

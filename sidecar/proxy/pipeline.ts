@@ -337,10 +337,11 @@ export function createPipeline(options: PipelineOptions) {
   ): Promise<void> {
     const status = upstreamRes.statusCode ?? 502;
     exchange.status = status;
-    const headers = {
-      ...clientResponseHeaders(upstreamRes.headers),
-      ...exchange.admission?.headers,
-    };
+    // Added to the fresh object, not spread into a copy: in V8 (Node 20) a spread copy that gains
+    // another property costs ~1-4 µs, ~25 µs per request under load here (make bench, #3).
+    const headers = clientResponseHeaders(upstreamRes.headers);
+    const limitHeaders = exchange.admission?.headers;
+    if (limitHeaders) Object.assign(headers, limitHeaders);
     if (!p.streaming && upstreamRes.headers['content-length'] !== undefined) {
       headers['content-length'] = upstreamRes.headers['content-length'];
     }

@@ -420,29 +420,31 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     return shaped;
   }
 
+  /**
+   * A recorded span's starting attributes. Built by assignment: in V8 (Node 20) a spread copy that
+   * gains properties costs ~1 µs per call.
+   */
+  function spanAttributes(info: CallInfo, common: Attributes): Attributes {
+    const attributes: Attributes = Object.assign({}, common);
+    attributes[A.ATTR_LLMPROXY_POLICY_VERSION] = info.policyVersion;
+    const caller = headerValue(info.incomingHeaders[CALLER_HEADER]);
+    if (caller) attributes[A.ATTR_LLMPROXY_CALLER_HASH] = hash(caller);
+    if (info.endUser) attributes[A.ATTR_USER_HASH] = hash(info.endUser);
+    return attributes;
+  }
+
   function startCall(info: CallInfo): CallTelemetry {
     const started = performance.now();
     const parent = propagator.extract(ROOT_CONTEXT, info.incomingHeaders, defaultTextMapGetter);
     const held = secrets();
     const shape = shapeOf(info, held);
     const { genAi, genAiKey, ours, common } = shape;
-    const caller = recording ? headerValue(info.incomingHeaders[CALLER_HEADER]) : undefined;
     const span: Span = startSpan(
       shape.spanName,
-      {
-        kind: SpanKind.CLIENT,
-        // A span with nowhere to go records nothing: do not hash identifiers for it.
-        ...(recording
-          ? {
-              attributes: {
-                ...common,
-                [A.ATTR_LLMPROXY_POLICY_VERSION]: info.policyVersion,
-                ...(caller ? { [A.ATTR_LLMPROXY_CALLER_HASH]: hash(caller) } : {}),
-                ...(info.endUser ? { [A.ATTR_USER_HASH]: hash(info.endUser) } : {}),
-              },
-            }
-          : {}),
-      },
+      // A span with nowhere to go records nothing: do not hash identifiers for it.
+      recording
+        ? { kind: SpanKind.CLIENT, attributes: spanAttributes(info, common) }
+        : { kind: SpanKind.CLIENT },
       parent,
     );
     let ended = false;
