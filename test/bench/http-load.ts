@@ -26,6 +26,8 @@ export interface ThroughputResult {
   p99Ms: number;
   errors: number;
   non2xx: number;
+  /** Responses by status code, to say which failures a run met. */
+  statuses?: Record<string, number>;
 }
 
 /** One connection, one request at a time, for `seconds`. */
@@ -99,6 +101,9 @@ export function measureThroughput(
           p99Ms: result.latency.p99,
           errors: result.errors,
           non2xx: result.non2xx,
+          statuses: Object.fromEntries(
+            Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]),
+          ),
         });
       },
     );

@@ -210,7 +210,7 @@ async function main(): Promise<void> {
         const cpuUs = target.proxyPid ? cpuMicros(target.proxyPid) - cpuBefore : NaN;
         if (throughput.errors > 0 || throughput.non2xx > 0) {
           throw new Error(
-            `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses`,
+            `${target.name}: ${throughput.errors} errors, ${throughput.non2xx} non-2xx responses (by status: ${JSON.stringify(throughput.statuses)})`,
           );
         }
         slices.set(target.name, [...(slices.get(target.name) ?? []), { throughput, cpuUs }]);
