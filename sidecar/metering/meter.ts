@@ -122,8 +122,7 @@ class MeterState {
     const usage = combine(this.family, this.reported, fallback, this.exact);
     // combine's result is fresh: extend it rather than spread it (a spread copy that gains a
     // property costs ~1 µs in V8).
-    if (this.responseModel !== undefined)
-      Object.assign(usage, { responseModel: this.responseModel });
+    if (this.responseModel !== undefined) usage.responseModel = this.responseModel;
     return usage;
   }
 }
