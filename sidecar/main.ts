@@ -115,7 +115,9 @@ async function main(): Promise<void> {
       );
     }
   });
-  const upstream = createUpstream();
+  const upstream = createUpstream({
+    connectTimeoutMs: Math.min(config.upstreamTimeoutMs, 10_000),
+  });
   const pipeline = createPipeline({
     currentPolicy: () => store.current(),
     keys,

@@ -1,12 +1,18 @@
 // The forwarding adapter against real local servers: what reaches the provider, how each failure
 // is classified, that a departed client aborts the upstream request, and that TLS is verified.
 import { afterEach, describe, expect, it } from '@jest/globals';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { selfSignedCertificate } from '../admin/self-signed.js';
-import { createUpstream, UpstreamError, type Upstream, type UpstreamRequest } from './forward.js';
+import {
+  createUpstream,
+  UpstreamError,
+  type Upstream,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from './forward.js';
 
 const servers: Array<Server | https.Server> = [];
 const upstreams: Upstream[] = [];
@@ -62,13 +68,22 @@ async function provider(
 async function front(
   upstream: Upstream,
   request: () => UpstreamRequest,
+  relay?: (answer: UpstreamResponse, res: ServerResponse) => void,
 ): Promise<{ url: string; failures: UpstreamError[] }> {
   const failures: UpstreamError[] = [];
   const server = http.createServer((_req, res) => {
     upstream.send(request(), res).then(
-      (answer: IncomingMessage) => {
-        res.writeHead(answer.statusCode ?? 502);
-        answer.pipe(res);
+      (answer: UpstreamResponse) => {
+        if (relay) return relay(answer, res);
+        res.writeHead(answer.status);
+        answer.read({
+          data: (chunk) => res.write(chunk),
+          end: () => res.end(),
+          error: (error) => {
+            failures.push(error);
+            res.destroy();
+          },
+        });
       },
       (error: UpstreamError) => {
         failures.push(error);
@@ -164,6 +179,94 @@ describe('createUpstream', () => {
     await expect(pending).rejects.toThrow();
     await waitFor(() => target.seen.aborted && up.openSockets() === 0);
     expect(client.failures.map((f) => f.failure)).toEqual(['client_closed']);
+  });
+
+  it('classifies a provider that goes silent mid-body as a timeout', async () => {
+    const target = await provider((res) => {
+      res.writeHead(200);
+      res.write('data: first\n\n');
+    });
+    const up = upstream();
+    const client = await front(up, () => request(`http://127.0.0.1:${target.port}/v1/x`, 300));
+    const res = await fetch(client.url, { method: 'POST', body: '{}' });
+    await expect(res.text()).rejects.toThrow();
+    expect(client.failures.map((f) => f.failure)).toEqual(['timeout']);
+  });
+
+  it('classifies a provider that drops mid-body as unavailable', async () => {
+    const target = await provider((res) => {
+      res.writeHead(200);
+      res.write('data: first\n\n', () => res.destroy());
+    });
+    const up = upstream();
+    const client = await front(up, () => request(`http://127.0.0.1:${target.port}/v1/x`));
+    const res = await fetch(client.url, { method: 'POST', body: '{}' });
+    await expect(res.text()).rejects.toThrow();
+    expect(client.failures.map((f) => f.failure)).toEqual(['unavailable']);
+  });
+
+  it('stops reading from the provider while paused, and delivers every byte once resumed', async () => {
+    const total = 64 * 1024 * 1024;
+    const target = await provider((res) => {
+      res.writeHead(200, { 'content-length': total });
+      const chunk = Buffer.alloc(1024 * 1024, 'x');
+      let sent = 0;
+      const more = () => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    const up = upstream();
+    let received = 0;
+    let receivedWhilePaused = -1;
+    const client = await front(
+      up,
+      () => request(`http://127.0.0.1:${target.port}/v1/x`),
+      (answer, res) => {
+        answer.read({
+          data: (chunk) => {
+            if (received === 0) {
+              answer.pause();
+              setTimeout(() => {
+                receivedWhilePaused = received;
+                answer.resume();
+              }, 300);
+            }
+            received += chunk.length;
+          },
+          end: () => res.end(String(received)),
+          error: () => res.destroy(),
+        });
+      },
+    );
+    expect(await post(client.url)).toEqual({ status: 200, body: String(total) });
+    // Unpaused, loopback delivers all 64 MiB well within 300 ms; paused, at most what was
+    // already parsed from the socket's last read.
+    expect(receivedWhilePaused).toBeGreaterThan(0);
+    expect(receivedWhilePaused).toBeLessThan(total / 4);
+  });
+
+  it('discards an answer unread, closing a body that is still arriving', async () => {
+    const target = await provider((res) => {
+      res.writeHead(200);
+      res.write('data: first\n\n');
+    });
+    const up = upstream();
+    const client = await front(
+      up,
+      () => request(`http://127.0.0.1:${target.port}/v1/x`),
+      (answer, res) => {
+        answer.discard();
+        res.end('discarded');
+      },
+    );
+    expect(await post(client.url)).toEqual({ status: 200, body: 'discarded' });
+    await waitFor(() => target.seen.aborted && up.openSockets() === 0);
+    expect(client.failures).toEqual([]);
   });
 
   it('refuses a provider whose certificate it cannot verify, before sending anything', async () => {

@@ -1,23 +1,21 @@
 // The only module that sends requests to providers: one prepared request upstream, handing back
-// the response head and leaving the body to the caller (metering reads it as it streams).
+// the response head and the body as it arrives (metering reads it as it streams).
 //
-// It forwards with node:http directly rather than through http-proxy-3's `web()`: the sidecar
-// reads, checks and rewrites the body before forwarding and relays the response itself, so none of
-// http-proxy's passes apply, and its per-request option merging, listeners and closures cost ~1/3 of
-// the sidecar's CPU per request (docs/benchmarks.md, "fourth pass").
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+// It dispatches through undici's Agent rather than node:http's ClientRequest or http-proxy-3's
+// `web()`: the sidecar reads, checks and rewrites the body before forwarding and relays the
+// response itself, so none of http-proxy's passes apply, and undici's handler API costs ~20 µs less
+// CPU per request than a ClientRequest with its IncomingMessage stream (docs/benchmarks.md,
+// "seventh pass").
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
 
 export interface UpstreamRequest {
   /** Full upstream URL: the provider's baseURL plus the endpoint path and query. */
   url: URL;
-  /**
-   * The complete outgoing header set; nothing from the client is added to it. The framing
-   * (content-length) and `host` are set on it here, so it belongs to this one request.
-   */
+  /** The complete outgoing header set; `host` and the framing are added by the client. */
   headers: Record<string, string>;
   body: Buffer;
-  /** Socket idle time before giving up: covers connect, time to first byte and silences. */
+  /** Longest wait for the response head, and longest silence inside its body. */
   timeoutMs: number;
 }
 
@@ -32,48 +30,67 @@ export class UpstreamError extends Error {
   }
 }
 
+/** Where a response body goes, chunk by chunk. */
+export interface BodyReader {
+  data(chunk: Buffer): void;
+  end(): void;
+  /** The body broke off: the provider failed, went silent, or the client left. */
+  error(error: UpstreamError): void;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Hands the body to `reader`: what already arrived at once, the rest as it comes. Once only. */
+  read(reader: BodyReader): void;
+  /** Backpressure from the client: stop and restart reading from the provider. */
+  pause(): void;
+  resume(): void;
+  /** Drops the body unread, closing the connection if it is still arriving. */
+  discard(): void;
+}
+
 export interface Upstream {
   /**
-   * POSTs the request and resolves with the response once its head arrives; its body is the
-   * caller's to read. If `client` closes first, the upstream request is aborted.
+   * POSTs the request and resolves once the response head arrives. If `client` closes before the
+   * response is complete, the upstream request is aborted.
    */
-  send(request: UpstreamRequest, client: ServerResponse): Promise<IncomingMessage>;
-  /** Open sockets per origin, for tests that prove aborted clients leak nothing. */
+  send(request: UpstreamRequest, client: ServerResponse): Promise<UpstreamResponse>;
+  /** Open connections to providers, for tests that prove aborted clients leak nothing. */
   openSockets(): number;
   close(): void;
 }
 
-/** The parts of a URL node:http needs, read once per URL (provider URLs are cached and reused). */
-interface Target {
-  secure: boolean;
-  hostname: string;
-  port: number;
-  path: string;
-  host: string;
+export interface UpstreamOptions {
+  /** Connections per provider origin. */
+  maxSockets?: number;
+  /** Time allowed to open a connection (TCP and TLS). */
+  connectTimeoutMs?: number;
 }
 
-export function createUpstream(options: { maxSockets?: number } = {}): Upstream {
-  const agentOptions = {
-    keepAlive: true,
-    maxSockets: options.maxSockets ?? 256,
-    maxFreeSockets: 64,
-    scheduling: 'lifo' as const,
-  };
-  const httpAgent = new http.Agent(agentOptions);
-  const httpsAgent = new https.Agent({ ...agentOptions, minVersion: 'TLSv1.2' as const });
+/** The parts of a URL the dispatcher needs, read once per URL (provider URLs are cached). */
+interface Target {
+  origin: string;
+  path: string;
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+export function createUpstream(options: UpstreamOptions = {}): Upstream {
+  const agent = new Agent({
+    connections: options.maxSockets ?? 256,
+    // https verifies the provider's certificate by default; nothing here turns that off.
+    connect: { timeout: options.connectTimeoutMs ?? 10_000, minVersion: 'TLSv1.2' },
+  });
   const targets = new WeakMap<URL, Target>();
   const targetOf = (url: URL): Target => {
     let target = targets.get(url);
     if (!target) {
-      const secure = url.protocol === 'https:';
-      target = {
-        secure,
-        // WHATWG URLs keep IPv6 brackets; the resolver wants the bare address.
-        hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: Number(url.port) || (secure ? 443 : 80),
-        path: `${url.pathname}${url.search}`,
-        host: url.host,
-      };
+      target = { origin: url.origin, path: `${url.pathname}${url.search}` };
       targets.set(url, target);
     }
     return target;
@@ -81,57 +98,132 @@ export function createUpstream(options: { maxSockets?: number } = {}): Upstream 
 
   return {
     send(request, client) {
-      return new Promise<IncomingMessage>((resolve, reject) => {
+      return new Promise<UpstreamResponse>((resolve, reject) => {
         const target = targetOf(request.url);
-        const headers = request.headers;
-        headers['content-length'] = String(request.body.length);
-        headers.host = target.host;
-        const upstreamReq = (target.secure ? https : http).request({
-          method: 'POST',
-          hostname: target.hostname,
-          port: target.port,
-          path: target.path,
-          // As a flat list node:http writes the head at once (each pair still validated) instead
-          // of calling setHeader for each name first.
-          headers: flatHeaders(headers),
-          agent: target.secure ? httpsAgent : httpAgent,
-          timeout: request.timeoutMs,
-          // https verifies the provider's certificate by default; nothing here turns that off.
-        });
-        let timedOut = false;
-        upstreamReq.on('timeout', () => {
-          timedOut = true;
-          upstreamReq.destroy();
-        });
-        // Also after the head: a mid-body failure reaches the caller through the response's
-        // own error, and this listener keeps it from being an unhandled 'error'.
-        upstreamReq.on('error', (error: Error & { code?: string }) => {
-          if (timedOut) reject(new UpstreamError('timeout'));
-          else if (client.destroyed) reject(new UpstreamError('client_closed', error.code));
-          else reject(new UpstreamError('unavailable', error.code));
-        });
-        upstreamReq.on('response', resolve);
-        // A client that leaves before the answer is complete aborts the upstream request.
-        client.once('close', () => {
-          if (!client.writableFinished) upstreamReq.destroy();
-        });
-        upstreamReq.end(request.body);
+        const exchange = new UpstreamCall(client, resolve, reject);
+        agent.dispatch(
+          {
+            origin: target.origin,
+            path: target.path,
+            method: 'POST',
+            headers: request.headers,
+            body: request.body,
+            headersTimeout: request.timeoutMs,
+            bodyTimeout: request.timeoutMs,
+          },
+          exchange,
+        );
       });
     },
     openSockets() {
-      const count = (sockets: NodeJS.ReadOnlyDict<unknown[]>) =>
-        Object.values(sockets).reduce((n, list) => n + (list?.length ?? 0), 0);
-      return count(httpAgent.sockets) + count(httpsAgent.sockets);
+      let open = 0;
+      // Pools count connections; a single-connection Client says whether it has one.
+      for (const stats of Object.values(agent.stats)) open += Number(stats.connected);
+      return open;
     },
     close() {
-      httpAgent.destroy();
-      httpsAgent.destroy();
+      void agent.destroy();
     },
   };
 }
 
-function flatHeaders(headers: Record<string, string>): string[] {
-  const flat: string[] = [];
-  for (const name in headers) flat.push(name, headers[name]!);
-  return flat;
+/**
+ * One request's handler: settles `send`'s promise on the response head (or a failure before it),
+ * then passes the body to its reader, keeping what arrives before the reader is attached.
+ */
+class UpstreamCall implements Dispatcher.DispatchHandler, UpstreamResponse {
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  private controller?: Dispatcher.DispatchController;
+  private reader?: BodyReader;
+  private early: Buffer[] = [];
+  private ended = false;
+  private failure?: UpstreamError;
+  private started = false;
+
+  constructor(
+    private readonly client: ServerResponse,
+    private readonly resolve: (response: UpstreamResponse) => void,
+    private readonly reject: (error: UpstreamError) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    const first = this.controller === undefined;
+    this.controller = controller;
+    if (!first) return;
+    if (this.client.destroyed) controller.abort(new UpstreamError('client_closed'));
+    else this.client.once('close', this.onClientClose);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    // 1xx heads are informational; the real one follows.
+    if (status < 200) return;
+    this.status = status;
+    this.headers = headers;
+    this.started = true;
+    this.resolve(this);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.reader) this.reader.data(chunk);
+    else this.early.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    this.client.off('close', this.onClientClose);
+    this.reader?.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.client.off('close', this.onClientClose);
+    const failure = classify(error, this.client);
+    if (!this.started) {
+      this.reject(failure);
+      return;
+    }
+    this.failure = failure;
+    this.reader?.error(failure);
+  }
+
+  read(reader: BodyReader): void {
+    this.reader = reader;
+    for (const chunk of this.early) reader.data(chunk);
+    this.early = [];
+    if (this.ended) reader.end();
+    else if (this.failure) reader.error(this.failure);
+  }
+
+  pause(): void {
+    this.controller?.pause();
+  }
+
+  resume(): void {
+    this.controller?.resume();
+  }
+
+  discard(): void {
+    this.early = [];
+    this.reader = { data() {}, end() {}, error() {} };
+    if (!this.ended && !this.failure) this.controller?.abort(new UpstreamError('unavailable'));
+  }
+
+  private readonly onClientClose = (): void => {
+    // A client that leaves before the answer is complete aborts the upstream request.
+    if (!this.client.writableFinished) this.controller?.abort(new UpstreamError('client_closed'));
+  };
+}
+
+function classify(error: Error & { code?: string }, client: ServerResponse): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  if (error.code !== undefined && TIMEOUT_CODES.has(error.code))
+    return new UpstreamError('timeout');
+  if (client.destroyed && !client.writableFinished) {
+    return new UpstreamError('client_closed', error.code);
+  }
+  return new UpstreamError('unavailable', error.code);
 }
