@@ -7,7 +7,23 @@
 // CPU per request than a ClientRequest with its IncomingMessage stream (docs/benchmarks.md,
 // "seventh pass").
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+
+// undici parses HTTP/1.1 with llhttp compiled to WebAssembly. V8 first compiles it with Liftoff,
+// then recompiles it with TurboFan once it is hot: a transient ~30 MB at the first connections,
+// which alone took the sidecar's peak RSS from 78 to 108 MB. Liftoff's code parses these short
+// heads at no measurable cost per request (docs/benchmarks.md, "eighth pass"). The sidecar runs no
+// other WebAssembly, and the flag must be set before undici compiles llhttp on its first connect.
+setFlagsFromString('--liftoff-only');
+
+// The Agent alone: undici's index also loads fetch, WebSocket, caches and mocks (110 modules
+// where the dispatcher needs 24, ~4 MB of RSS). The path is pinned by the exact undici version in
+// package.json, and forward.test.ts and the footprint test fail if it moves.
+const Agent = createRequire(import.meta.url)(
+  'undici/lib/dispatcher/agent.js',
+) as typeof UndiciAgent;
 
 export interface UpstreamRequest {
   /** Full upstream URL: the provider's baseURL plus the endpoint path and query. */

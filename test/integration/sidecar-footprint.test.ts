@@ -3,7 +3,7 @@
 // checked by generated code), the compiler's CEL evaluator, the AWS SDK, ioredis, the OTLP
 // exporters, express.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,8 +11,11 @@ import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
 import { basicPolicy, startSidecar, type RunningSidecar } from '../support/sidecar.js';
 
-/** A module-resolution hook that records every package the process resolves, into `log`. */
-function recordingImports(dir: string, log: string): string {
+/**
+ * A module-resolution hook that records every package the process imports, into `log`, and the
+ * CommonJS modules it has required (which the hook does not see), into `cjsLog` every 50 ms.
+ */
+function recordingImports(dir: string, log: string, cjsLog: string): string {
   writeFileSync(
     path.join(dir, 'hooks.mjs'),
     `import { appendFileSync } from 'node:fs';
@@ -26,7 +29,12 @@ export async function resolve(specifier, context, next) {
   const register = path.join(dir, 'register.mjs');
   writeFileSync(
     register,
-    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});\n`,
+    `import { writeFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+register(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});
+const cache = createRequire(import.meta.url).cache;
+setInterval(() => writeFileSync(${JSON.stringify(cjsLog)}, Object.keys(cache).join('\\n')), 50).unref();
+`,
   );
   return register;
 }
@@ -45,18 +53,22 @@ describe('a standalone sidecar with a file key', () => {
   let fake: FakeProvider;
   let sidecar: RunningSidecar;
   let log: string;
+  let cjsLog: string;
 
   beforeAll(async () => {
     fake = await startFakeProvider({ port: 0, record: false });
     const dir = mkdtempSync(path.join(tmpdir(), 'llmproxy-footprint-'));
     log = path.join(dir, 'imports.log');
+    cjsLog = path.join(dir, 'required.log');
     writeFileSync(log, '');
     const keyFile = path.join(dir, 'key');
     writeFileSync(keyFile, `footprint-${Date.now()}\n`);
     sidecar = await startSidecar({
       // One line of JSON, as a tool would write it: the compiler must not load for it either.
       policy: JSON.stringify(basicPolicy(fake.url, { keyFile })),
-      env: { NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} --import=${recordingImports(dir, log)}` },
+      env: {
+        NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} --import=${recordingImports(dir, log, cjsLog)}`,
+      },
     });
   });
 
@@ -77,6 +89,21 @@ describe('a standalone sidecar with a file key', () => {
     expect(loaded).toContain('/node_modules/@opentelemetry/api/');
     expect(loaded).toContain('/node_modules/winston/');
     for (const name of NOT_LOADED) expect(loaded).not.toContain(`/node_modules/${name}`);
+  });
+
+  it("loads undici's dispatcher without the rest of undici (fetch, WebSocket, caches)", async () => {
+    const required = () => (existsSync(cjsLog) ? readFileSync(cjsLog, 'utf8') : '');
+    const deadline = Date.now() + 5_000;
+    while (!required().includes('/node_modules/undici/lib/dispatcher/agent.js')) {
+      if (Date.now() > deadline) throw new Error(`undici's Agent never loaded:\n${required()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const undici = required()
+      .split('\n')
+      .filter((m) => m.includes('/node_modules/undici/'));
+    expect(undici).toContainEqual(expect.stringContaining('/undici/lib/dispatcher/client-h1.js'));
+    expect(undici).not.toContainEqual(expect.stringContaining('/undici/index.js'));
+    expect(undici).not.toContainEqual(expect.stringContaining('/undici/lib/web/'));
   });
 
   it('still explains an invalid policy key by key (TypeBox loads only then)', async () => {
