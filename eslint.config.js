@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '**/*.generated.ts'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', '.dev/', '**/*.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
