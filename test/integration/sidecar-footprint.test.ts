@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SIDECAR_NODE_OPTIONS } from '../../sidecar/node-options.js';
 import { startFakeProvider, type FakeProvider } from '../fake-provider/server.js';
-import { basicPolicy, startSidecar, type RunningSidecar } from '../support/sidecar.js';
+import { basicPolicy, startSidecar, waitUntil, type RunningSidecar } from '../support/sidecar.js';
 
 /**
  * A module-resolution hook that records every package the process imports, into `log`, and the
@@ -29,11 +29,15 @@ export async function resolve(specifier, context, next) {
   const register = path.join(dir, 'register.mjs');
   writeFileSync(
     register,
-    `import { writeFileSync } from 'node:fs';
+    `import { renameSync, writeFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 register(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});
 const cache = createRequire(import.meta.url).cache;
-setInterval(() => writeFileSync(${JSON.stringify(cjsLog)}, Object.keys(cache).join('\\n')), 50).unref();
+// Written aside and renamed, so the test never reads a half-written list.
+setInterval(() => {
+  writeFileSync(${JSON.stringify(`${cjsLog}.next`)}, Object.keys(cache).join('\\n'));
+  renameSync(${JSON.stringify(`${cjsLog}.next`)}, ${JSON.stringify(cjsLog)});
+}, 50).unref();
 `,
   );
   return register;
@@ -93,11 +97,10 @@ describe('a standalone sidecar with a file key', () => {
 
   it("loads undici's dispatcher without the rest of undici (fetch, WebSocket, caches)", async () => {
     const required = () => (existsSync(cjsLog) ? readFileSync(cjsLog, 'utf8') : '');
-    const deadline = Date.now() + 5_000;
-    while (!required().includes('/node_modules/undici/lib/dispatcher/agent.js')) {
-      if (Date.now() > deadline) throw new Error(`undici's Agent never loaded:\n${required()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil(
+      () => required().includes('/node_modules/undici/lib/dispatcher/agent.js'),
+      5_000,
+    );
     const undici = required()
       .split('\n')
       .filter((m) => m.includes('/node_modules/undici/'));
