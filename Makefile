@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export LLMPROXY_CACHE ?= $(HOME)/.cache/llmproxy
 
-.PHONY: help deps build test test-unit lint dev bench bench-ledger crds chart controlplane test-deps clean
+.PHONY: help deps build test test-unit lint dev bench bench-ledger crds prices chart controlplane test-deps clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench-ledger: test-deps build ## the budget ledger under load: simulated sidecar
 crds: deps ## regenerate crds/*.yaml, the chart's copy and the sidecar's CompiledPolicy check from their schemas
 	node --import tsx crds/generate.ts
 	node --import tsx sidecar/policy/generate.ts
+
+prices: deps ## regenerate the sidecar's price table from @pydantic/genai-prices (after upgrading it)
+	node --import tsx sidecar/metering/generate-prices.ts
 
 chart: deps ## lint and render the Helm chart with the pinned helm (its e2e tests: make test)
 	bash test/controlplane/build.sh

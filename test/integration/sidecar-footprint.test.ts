@@ -1,9 +1,9 @@
 // What a sidecar loads decides most of its memory (docs/benchmarks.md, "Memory"). A standalone
 // sidecar with a file key must not load what only other set-ups need: TypeBox (policies are
 // checked by generated code), the compiler's CEL evaluator, the AWS SDK, ioredis, the OTLP
-// exporters, express.
+// exporters, express, or genai-prices (the sidecar prices from a table generated from it).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -93,6 +93,15 @@ describe('a standalone sidecar with a file key', () => {
     expect(loaded).toContain('/node_modules/@opentelemetry/api/');
     expect(loaded).toContain('/node_modules/winston/');
     for (const name of NOT_LOADED) expect(loaded).not.toContain(`/node_modules/${name}`);
+  });
+
+  it('prices the call from its own table, without requiring genai-prices', async () => {
+    // gpt-4o-mini at $0.15 and $0.60 per million: 12 tokens in and 7 out cost 6 micro-dollars.
+    await sidecar.waitForOutput('"costMicros":6');
+    const pricedAt = Date.now();
+    await waitUntil(() => existsSync(cjsLog) && statSync(cjsLog).mtimeMs > pricedAt + 100, 5_000);
+    expect(readFileSync(cjsLog, 'utf8')).toContain('/node_modules/winston/'); // the list is real
+    expect(readFileSync(cjsLog, 'utf8')).not.toContain('/node_modules/@pydantic/genai-prices/');
   });
 
   it("loads undici's dispatcher without the rest of undici (fetch, WebSocket, caches)", async () => {
