@@ -3,17 +3,15 @@
 import type { ProviderType } from '../policy/compiled.js';
 import { globToRegExp } from '../policy/glob.js';
 import { PRICE_TABLE } from './price-table.generated.js';
-import { findPricedModel, type PricedModel, priceUsd, ratesAt } from './price-table.js';
+import {
+  findPricedModel,
+  PRICE_PROVIDER,
+  type PricedModel,
+  priceUsd,
+  ratesAt,
+} from './price-table.js';
 import type { PriceOverride } from './schema.js';
 import type { Usage } from './usage.js';
-
-/** genai-prices provider ids. openai-compatible servers are self-hosted: only an override can price them. */
-const PRICE_PROVIDER: Record<ProviderType, string | undefined> = {
-  openai: 'openai',
-  'azure-openai': 'azure',
-  anthropic: 'anthropic',
-  'openai-compatible': undefined,
-};
 
 /**
  * Cost of `usage` on `model`, rounded to whole micro-dollars, or null when no price is known.

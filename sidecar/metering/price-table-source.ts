@@ -6,18 +6,18 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import {
   PRICE_KEYS,
+  PRICE_PROVIDER,
+  type PriceConstraint,
   type PriceKey,
   type PricedModel,
   type PriceTable,
   type Rate,
+  secondsOfDay,
 } from './price-table.js';
-
-/** genai-prices ids of the providers llmproxy routes (see PRICE_PROVIDER in cost.ts). */
-const ROUTED = ['openai', 'anthropic', 'azure'];
 
 export function buildPriceTable(): PriceTable {
   const providers: Record<string, PriceTable['providers'][string]> = {};
-  const wanted = [...ROUTED];
+  const wanted = Object.values(PRICE_PROVIDER).filter((id) => id !== undefined);
   while (wanted.length > 0) {
     const id = wanted.shift()!;
     if (providers[id]) continue;
@@ -43,11 +43,37 @@ function genaiPricesVersion(): string {
 function pricedModel(model: ModelInfo): PricedModel {
   const prices = Array.isArray(model.prices)
     ? model.prices.map((p) => ({
-        ...(p.constraint ? { constraint: p.constraint } : {}),
+        ...(p.constraint ? { constraint: constraint(model.id, p.constraint) } : {}),
         prices: reportedRates(model.id, p.prices),
       }))
     : reportedRates(model.id, model.prices);
   return { id: model.id, match: model.match, prices };
+}
+
+/** A start date or a time-of-day window, with its `type` (the package's data may leave it out). */
+function constraint(modelId: string, c: object): PriceConstraint {
+  const { type, start_date, start_time, end_time } = c as Record<string, unknown>;
+  const keys = Object.keys(c).filter((k) => k !== 'type');
+  if (
+    (type ?? 'start_date') === 'start_date' &&
+    keys.length === 1 &&
+    typeof start_date === 'string' &&
+    /^\d{4}-\d{2}-\d{2}$/.test(start_date)
+  )
+    return { type: 'start_date', start_date };
+  if (
+    (type ?? 'time_of_date') === 'time_of_date' &&
+    keys.length === 2 &&
+    typeof start_time === 'string' &&
+    typeof end_time === 'string'
+  ) {
+    secondsOfDay(start_time); // throws on a malformed time, here rather than in every sidecar
+    secondsOfDay(end_time);
+    return { type: 'time_of_date', start_time, end_time };
+  }
+  throw new Error(
+    `genai-prices: ${modelId} has a price constraint llmproxy cannot read: ${JSON.stringify(c)}`,
+  );
 }
 
 /**

@@ -1160,8 +1160,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-07-30",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-07-30"
        },
        "prices": {
         "input_mtok": {
@@ -1271,8 +1271,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-08-21",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-08-21"
        },
        "prices": {
         "input_mtok": {
@@ -1376,8 +1376,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-07-30",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-07-30"
        },
        "prices": {
         "input_mtok": {
@@ -1887,8 +1887,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2025-06-10",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2025-06-10"
        },
        "prices": {
         "input_mtok": 2,
@@ -2056,618 +2056,6 @@ export const PRICE_TABLE: PriceTable = {
       "equals": "whisper-1"
      },
      "prices": {}
-    }
-   ]
-  },
-  "anthropic": {
-   "models": [
-    {
-     "id": "claude-2",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-2"
-       },
-       {
-        "contains": "claude-v2"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 8,
-      "output_mtok": 24
-     }
-    },
-    {
-     "id": "claude-3-5-haiku-latest",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-3-5-haiku"
-       },
-       {
-        "starts_with": "claude-3.5-haiku"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 0.8,
-      "cache_write_mtok": 1,
-      "cache_read_mtok": 0.08,
-      "output_mtok": 4
-     }
-    },
-    {
-     "id": "claude-3-5-sonnet",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-3-5-sonnet"
-       },
-       {
-        "starts_with": "claude-3.5-sonnet"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 3,
-      "cache_write_mtok": 3.75,
-      "cache_read_mtok": 0.3,
-      "output_mtok": 15
-     }
-    },
-    {
-     "id": "claude-3-7-sonnet-latest",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-3-7-sonnet"
-       },
-       {
-        "starts_with": "claude-3.7-sonnet"
-       },
-       {
-        "starts_with": "claude-sonnet-3.7"
-       },
-       {
-        "starts_with": "claude-sonnet-3-7"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 3,
-      "cache_write_mtok": 3.75,
-      "cache_read_mtok": 0.3,
-      "output_mtok": 15
-     }
-    },
-    {
-     "id": "claude-3-haiku",
-     "match": {
-      "starts_with": "claude-3-haiku"
-     },
-     "prices": {
-      "input_mtok": 0.25,
-      "cache_write_mtok": 0.3,
-      "cache_read_mtok": 0.03,
-      "output_mtok": 1.25
-     }
-    },
-    {
-     "id": "claude-3-opus-latest",
-     "match": {
-      "starts_with": "claude-3-opus"
-     },
-     "prices": {
-      "input_mtok": 15,
-      "cache_write_mtok": 18.75,
-      "cache_read_mtok": 1.5,
-      "output_mtok": 75
-     }
-    },
-    {
-     "id": "claude-3-sonnet",
-     "match": {
-      "starts_with": "claude-3-sonnet"
-     },
-     "prices": {
-      "input_mtok": 3,
-      "cache_write_mtok": 3.75,
-      "cache_read_mtok": 0.3,
-      "output_mtok": 15
-     }
-    },
-    {
-     "id": "claude-fable-5",
-     "match": {
-      "or": [
-       {
-        "equals": "claude-fable-5"
-       },
-       {
-        "regex": "^claude-fable-5-\\d{8}$"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 10,
-      "cache_write_mtok": 12.5,
-      "cache_read_mtok": 1,
-      "output_mtok": 50
-     }
-    },
-    {
-     "id": "claude-fable-5-1",
-     "match": {
-      "or": [
-       {
-        "equals": "claude-fable-5-1"
-       },
-       {
-        "regex": "^claude-fable-5-1-\\d{8}$"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 10,
-      "cache_write_mtok": 12.5,
-      "cache_read_mtok": 0.25,
-      "output_mtok": 50
-     }
-    },
-    {
-     "id": "claude-haiku-4-5",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-haiku-4-5"
-       },
-       {
-        "starts_with": "claude-haiku-4.5"
-       },
-       {
-        "starts_with": "claude-4-5-haiku"
-       },
-       {
-        "starts_with": "claude-4.5-haiku"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 1,
-      "cache_write_mtok": 1.25,
-      "cache_read_mtok": 0.1,
-      "output_mtok": 5
-     }
-    },
-    {
-     "id": "claude-opus-4-0",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-0"
-       },
-       {
-        "starts_with": "claude-4-opus"
-       },
-       {
-        "equals": "claude-opus-4"
-       },
-       {
-        "equals": "claude-opus-4-20250514"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 15,
-      "cache_write_mtok": 18.75,
-      "cache_read_mtok": 1.5,
-      "output_mtok": 75
-     }
-    },
-    {
-     "id": "claude-opus-4-1",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-1"
-       },
-       {
-        "starts_with": "claude-opus-4.1"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 15,
-      "cache_write_mtok": 18.75,
-      "cache_read_mtok": 1.5,
-      "output_mtok": 75
-     }
-    },
-    {
-     "id": "claude-opus-4-5",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-5"
-       },
-       {
-        "starts_with": "claude-opus-4.5"
-       },
-       {
-        "starts_with": "claude-4-5-opus"
-       },
-       {
-        "starts_with": "claude-4.5-opus"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 5,
-      "cache_write_mtok": 6.25,
-      "cache_read_mtok": 0.5,
-      "output_mtok": 25
-     }
-    },
-    {
-     "id": "claude-opus-4-6",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-6"
-       },
-       {
-        "starts_with": "claude-opus-4.6"
-       },
-       {
-        "starts_with": "claude-4-6-opus"
-       },
-       {
-        "starts_with": "claude-4.6-opus"
-       }
-      ]
-     },
-     "prices": [
-      {
-       "prices": {
-        "input_mtok": {
-         "base": 5,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 10
-          }
-         ]
-        },
-        "cache_write_mtok": {
-         "base": 6.25,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 12.5
-          }
-         ]
-        },
-        "cache_read_mtok": {
-         "base": 0.5,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 1
-          }
-         ]
-        },
-        "output_mtok": {
-         "base": 25,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 37.5
-          }
-         ]
-        }
-       }
-      },
-      {
-       "constraint": {
-        "start_date": "2026-03-13",
-        "type": "start_date"
-       },
-       "prices": {
-        "input_mtok": 5,
-        "cache_write_mtok": 6.25,
-        "cache_read_mtok": 0.5,
-        "output_mtok": 25
-       }
-      }
-     ]
-    },
-    {
-     "id": "claude-opus-4-7",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-7"
-       },
-       {
-        "starts_with": "claude-opus-4.7"
-       },
-       {
-        "starts_with": "claude-4-7-opus"
-       },
-       {
-        "starts_with": "claude-4.7-opus"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 5,
-      "cache_write_mtok": 6.25,
-      "cache_read_mtok": 0.5,
-      "output_mtok": 25
-     }
-    },
-    {
-     "id": "claude-opus-4-8",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-opus-4-8"
-       },
-       {
-        "starts_with": "claude-opus-4.8"
-       },
-       {
-        "starts_with": "claude-4-8-opus"
-       },
-       {
-        "starts_with": "claude-4.8-opus"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 5,
-      "cache_write_mtok": 6.25,
-      "cache_read_mtok": 0.5,
-      "output_mtok": 25
-     }
-    },
-    {
-     "id": "claude-opus-5",
-     "match": {
-      "or": [
-       {
-        "equals": "claude-opus-5"
-       },
-       {
-        "regex": "^claude-opus-5-\\d{8}$"
-       },
-       {
-        "starts_with": "claude-opus-5.0"
-       },
-       {
-        "starts_with": "claude-5-opus"
-       },
-       {
-        "starts_with": "claude-5.0-opus"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 5,
-      "cache_write_mtok": 6.25,
-      "cache_read_mtok": 0.5,
-      "output_mtok": 25
-     }
-    },
-    {
-     "id": "claude-opus-5-5",
-     "match": {
-      "or": [
-       {
-        "equals": "claude-opus-5-5"
-       },
-       {
-        "regex": "^claude-opus-5-5-\\d{8}$"
-       },
-       {
-        "starts_with": "claude-opus-5.5"
-       },
-       {
-        "starts_with": "claude-5-5-opus"
-       },
-       {
-        "starts_with": "claude-5.5-opus"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 4,
-      "cache_write_mtok": 5,
-      "cache_read_mtok": 0.2,
-      "output_mtok": 20
-     }
-    },
-    {
-     "id": "claude-sonnet-4-0",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-sonnet-4-2025"
-       },
-       {
-        "starts_with": "claude-sonnet-4-0"
-       },
-       {
-        "starts_with": "claude-sonnet-4@"
-       },
-       {
-        "equals": "claude-sonnet-4"
-       },
-       {
-        "starts_with": "claude-4-sonnet"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 3,
-      "cache_write_mtok": 3.75,
-      "cache_read_mtok": 0.3,
-      "output_mtok": 15
-     }
-    },
-    {
-     "id": "claude-sonnet-4-5",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-sonnet-4-5"
-       },
-       {
-        "starts_with": "claude-sonnet-4.5"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": {
-       "base": 3,
-       "tiers": [
-        {
-         "start": 200000,
-         "price": 6
-        }
-       ]
-      },
-      "cache_write_mtok": {
-       "base": 3.75,
-       "tiers": [
-        {
-         "start": 200000,
-         "price": 7.5
-        }
-       ]
-      },
-      "cache_read_mtok": {
-       "base": 0.3,
-       "tiers": [
-        {
-         "start": 200000,
-         "price": 0.6
-        }
-       ]
-      },
-      "output_mtok": {
-       "base": 15,
-       "tiers": [
-        {
-         "start": 200000,
-         "price": 22.5
-        }
-       ]
-      }
-     }
-    },
-    {
-     "id": "claude-sonnet-4-6",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-sonnet-4-6"
-       },
-       {
-        "starts_with": "claude-sonnet-4.6"
-       }
-      ]
-     },
-     "prices": [
-      {
-       "prices": {
-        "input_mtok": {
-         "base": 3,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 6
-          }
-         ]
-        },
-        "cache_write_mtok": {
-         "base": 3.75,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 7.5
-          }
-         ]
-        },
-        "cache_read_mtok": {
-         "base": 0.3,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 0.6
-          }
-         ]
-        },
-        "output_mtok": {
-         "base": 15,
-         "tiers": [
-          {
-           "start": 200000,
-           "price": 22.5
-          }
-         ]
-        }
-       }
-      },
-      {
-       "constraint": {
-        "start_date": "2026-03-13",
-        "type": "start_date"
-       },
-       "prices": {
-        "input_mtok": 3,
-        "cache_write_mtok": 3.75,
-        "cache_read_mtok": 0.3,
-        "output_mtok": 15
-       }
-      }
-     ]
-    },
-    {
-     "id": "claude-sonnet-5",
-     "match": {
-      "or": [
-       {
-        "starts_with": "claude-sonnet-5"
-       },
-       {
-        "starts_with": "claude-sonnet-5.0"
-       },
-       {
-        "starts_with": "claude-5-sonnet"
-       },
-       {
-        "starts_with": "claude-5.0-sonnet"
-       }
-      ]
-     },
-     "prices": {
-      "input_mtok": 2,
-      "cache_write_mtok": 2.5,
-      "cache_read_mtok": 0.2,
-      "output_mtok": 10
-     }
-    },
-    {
-     "id": "claude-v1",
-     "match": {
-      "equals": "claude-v1"
-     },
-     "prices": {
-      "input_mtok": 8,
-      "output_mtok": 24
-     }
     }
    ]
   },
@@ -2988,6 +2376,618 @@ export const PRICE_TABLE: PriceTable = {
     "moonshotai"
    ]
   },
+  "anthropic": {
+   "models": [
+    {
+     "id": "claude-2",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-2"
+       },
+       {
+        "contains": "claude-v2"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 8,
+      "output_mtok": 24
+     }
+    },
+    {
+     "id": "claude-3-5-haiku-latest",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-3-5-haiku"
+       },
+       {
+        "starts_with": "claude-3.5-haiku"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 0.8,
+      "cache_write_mtok": 1,
+      "cache_read_mtok": 0.08,
+      "output_mtok": 4
+     }
+    },
+    {
+     "id": "claude-3-5-sonnet",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-3-5-sonnet"
+       },
+       {
+        "starts_with": "claude-3.5-sonnet"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 3,
+      "cache_write_mtok": 3.75,
+      "cache_read_mtok": 0.3,
+      "output_mtok": 15
+     }
+    },
+    {
+     "id": "claude-3-7-sonnet-latest",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-3-7-sonnet"
+       },
+       {
+        "starts_with": "claude-3.7-sonnet"
+       },
+       {
+        "starts_with": "claude-sonnet-3.7"
+       },
+       {
+        "starts_with": "claude-sonnet-3-7"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 3,
+      "cache_write_mtok": 3.75,
+      "cache_read_mtok": 0.3,
+      "output_mtok": 15
+     }
+    },
+    {
+     "id": "claude-3-haiku",
+     "match": {
+      "starts_with": "claude-3-haiku"
+     },
+     "prices": {
+      "input_mtok": 0.25,
+      "cache_write_mtok": 0.3,
+      "cache_read_mtok": 0.03,
+      "output_mtok": 1.25
+     }
+    },
+    {
+     "id": "claude-3-opus-latest",
+     "match": {
+      "starts_with": "claude-3-opus"
+     },
+     "prices": {
+      "input_mtok": 15,
+      "cache_write_mtok": 18.75,
+      "cache_read_mtok": 1.5,
+      "output_mtok": 75
+     }
+    },
+    {
+     "id": "claude-3-sonnet",
+     "match": {
+      "starts_with": "claude-3-sonnet"
+     },
+     "prices": {
+      "input_mtok": 3,
+      "cache_write_mtok": 3.75,
+      "cache_read_mtok": 0.3,
+      "output_mtok": 15
+     }
+    },
+    {
+     "id": "claude-fable-5",
+     "match": {
+      "or": [
+       {
+        "equals": "claude-fable-5"
+       },
+       {
+        "regex": "^claude-fable-5-\\d{8}$"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 10,
+      "cache_write_mtok": 12.5,
+      "cache_read_mtok": 1,
+      "output_mtok": 50
+     }
+    },
+    {
+     "id": "claude-fable-5-1",
+     "match": {
+      "or": [
+       {
+        "equals": "claude-fable-5-1"
+       },
+       {
+        "regex": "^claude-fable-5-1-\\d{8}$"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 10,
+      "cache_write_mtok": 12.5,
+      "cache_read_mtok": 0.25,
+      "output_mtok": 50
+     }
+    },
+    {
+     "id": "claude-haiku-4-5",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-haiku-4-5"
+       },
+       {
+        "starts_with": "claude-haiku-4.5"
+       },
+       {
+        "starts_with": "claude-4-5-haiku"
+       },
+       {
+        "starts_with": "claude-4.5-haiku"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 1,
+      "cache_write_mtok": 1.25,
+      "cache_read_mtok": 0.1,
+      "output_mtok": 5
+     }
+    },
+    {
+     "id": "claude-opus-4-0",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-0"
+       },
+       {
+        "starts_with": "claude-4-opus"
+       },
+       {
+        "equals": "claude-opus-4"
+       },
+       {
+        "equals": "claude-opus-4-20250514"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 15,
+      "cache_write_mtok": 18.75,
+      "cache_read_mtok": 1.5,
+      "output_mtok": 75
+     }
+    },
+    {
+     "id": "claude-opus-4-1",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-1"
+       },
+       {
+        "starts_with": "claude-opus-4.1"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 15,
+      "cache_write_mtok": 18.75,
+      "cache_read_mtok": 1.5,
+      "output_mtok": 75
+     }
+    },
+    {
+     "id": "claude-opus-4-5",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-5"
+       },
+       {
+        "starts_with": "claude-opus-4.5"
+       },
+       {
+        "starts_with": "claude-4-5-opus"
+       },
+       {
+        "starts_with": "claude-4.5-opus"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 5,
+      "cache_write_mtok": 6.25,
+      "cache_read_mtok": 0.5,
+      "output_mtok": 25
+     }
+    },
+    {
+     "id": "claude-opus-4-6",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-6"
+       },
+       {
+        "starts_with": "claude-opus-4.6"
+       },
+       {
+        "starts_with": "claude-4-6-opus"
+       },
+       {
+        "starts_with": "claude-4.6-opus"
+       }
+      ]
+     },
+     "prices": [
+      {
+       "prices": {
+        "input_mtok": {
+         "base": 5,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 10
+          }
+         ]
+        },
+        "cache_write_mtok": {
+         "base": 6.25,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 12.5
+          }
+         ]
+        },
+        "cache_read_mtok": {
+         "base": 0.5,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 1
+          }
+         ]
+        },
+        "output_mtok": {
+         "base": 25,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 37.5
+          }
+         ]
+        }
+       }
+      },
+      {
+       "constraint": {
+        "type": "start_date",
+        "start_date": "2026-03-13"
+       },
+       "prices": {
+        "input_mtok": 5,
+        "cache_write_mtok": 6.25,
+        "cache_read_mtok": 0.5,
+        "output_mtok": 25
+       }
+      }
+     ]
+    },
+    {
+     "id": "claude-opus-4-7",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-7"
+       },
+       {
+        "starts_with": "claude-opus-4.7"
+       },
+       {
+        "starts_with": "claude-4-7-opus"
+       },
+       {
+        "starts_with": "claude-4.7-opus"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 5,
+      "cache_write_mtok": 6.25,
+      "cache_read_mtok": 0.5,
+      "output_mtok": 25
+     }
+    },
+    {
+     "id": "claude-opus-4-8",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-opus-4-8"
+       },
+       {
+        "starts_with": "claude-opus-4.8"
+       },
+       {
+        "starts_with": "claude-4-8-opus"
+       },
+       {
+        "starts_with": "claude-4.8-opus"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 5,
+      "cache_write_mtok": 6.25,
+      "cache_read_mtok": 0.5,
+      "output_mtok": 25
+     }
+    },
+    {
+     "id": "claude-opus-5",
+     "match": {
+      "or": [
+       {
+        "equals": "claude-opus-5"
+       },
+       {
+        "regex": "^claude-opus-5-\\d{8}$"
+       },
+       {
+        "starts_with": "claude-opus-5.0"
+       },
+       {
+        "starts_with": "claude-5-opus"
+       },
+       {
+        "starts_with": "claude-5.0-opus"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 5,
+      "cache_write_mtok": 6.25,
+      "cache_read_mtok": 0.5,
+      "output_mtok": 25
+     }
+    },
+    {
+     "id": "claude-opus-5-5",
+     "match": {
+      "or": [
+       {
+        "equals": "claude-opus-5-5"
+       },
+       {
+        "regex": "^claude-opus-5-5-\\d{8}$"
+       },
+       {
+        "starts_with": "claude-opus-5.5"
+       },
+       {
+        "starts_with": "claude-5-5-opus"
+       },
+       {
+        "starts_with": "claude-5.5-opus"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 4,
+      "cache_write_mtok": 5,
+      "cache_read_mtok": 0.2,
+      "output_mtok": 20
+     }
+    },
+    {
+     "id": "claude-sonnet-4-0",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-sonnet-4-2025"
+       },
+       {
+        "starts_with": "claude-sonnet-4-0"
+       },
+       {
+        "starts_with": "claude-sonnet-4@"
+       },
+       {
+        "equals": "claude-sonnet-4"
+       },
+       {
+        "starts_with": "claude-4-sonnet"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 3,
+      "cache_write_mtok": 3.75,
+      "cache_read_mtok": 0.3,
+      "output_mtok": 15
+     }
+    },
+    {
+     "id": "claude-sonnet-4-5",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-sonnet-4-5"
+       },
+       {
+        "starts_with": "claude-sonnet-4.5"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": {
+       "base": 3,
+       "tiers": [
+        {
+         "start": 200000,
+         "price": 6
+        }
+       ]
+      },
+      "cache_write_mtok": {
+       "base": 3.75,
+       "tiers": [
+        {
+         "start": 200000,
+         "price": 7.5
+        }
+       ]
+      },
+      "cache_read_mtok": {
+       "base": 0.3,
+       "tiers": [
+        {
+         "start": 200000,
+         "price": 0.6
+        }
+       ]
+      },
+      "output_mtok": {
+       "base": 15,
+       "tiers": [
+        {
+         "start": 200000,
+         "price": 22.5
+        }
+       ]
+      }
+     }
+    },
+    {
+     "id": "claude-sonnet-4-6",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-sonnet-4-6"
+       },
+       {
+        "starts_with": "claude-sonnet-4.6"
+       }
+      ]
+     },
+     "prices": [
+      {
+       "prices": {
+        "input_mtok": {
+         "base": 3,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 6
+          }
+         ]
+        },
+        "cache_write_mtok": {
+         "base": 3.75,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 7.5
+          }
+         ]
+        },
+        "cache_read_mtok": {
+         "base": 0.3,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 0.6
+          }
+         ]
+        },
+        "output_mtok": {
+         "base": 15,
+         "tiers": [
+          {
+           "start": 200000,
+           "price": 22.5
+          }
+         ]
+        }
+       }
+      },
+      {
+       "constraint": {
+        "type": "start_date",
+        "start_date": "2026-03-13"
+       },
+       "prices": {
+        "input_mtok": 3,
+        "cache_write_mtok": 3.75,
+        "cache_read_mtok": 0.3,
+        "output_mtok": 15
+       }
+      }
+     ]
+    },
+    {
+     "id": "claude-sonnet-5",
+     "match": {
+      "or": [
+       {
+        "starts_with": "claude-sonnet-5"
+       },
+       {
+        "starts_with": "claude-sonnet-5.0"
+       },
+       {
+        "starts_with": "claude-5-sonnet"
+       },
+       {
+        "starts_with": "claude-5.0-sonnet"
+       }
+      ]
+     },
+     "prices": {
+      "input_mtok": 2,
+      "cache_write_mtok": 2.5,
+      "cache_read_mtok": 0.2,
+      "output_mtok": 10
+     }
+    },
+    {
+     "id": "claude-v1",
+     "match": {
+      "equals": "claude-v1"
+     },
+     "prices": {
+      "input_mtok": 8,
+      "output_mtok": 24
+     }
+    }
+   ]
+  },
   "deepseek": {
    "models": [
     {
@@ -3012,9 +3012,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "00:30:00Z",
-        "end_time": "16:30:00Z",
-        "type": "time_of_date"
+        "end_time": "16:30:00Z"
        },
        "prices": {
         "input_mtok": 0.27,
@@ -3049,9 +3049,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "00:30:00Z",
-        "end_time": "16:30:00Z",
-        "type": "time_of_date"
+        "end_time": "16:30:00Z"
        },
        "prices": {
         "input_mtok": 0.55,
@@ -3111,8 +3111,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-08-17",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-08-17"
        },
        "prices": {
         "input_mtok": 0.22,
@@ -3122,9 +3122,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "01:00:00Z",
-        "end_time": "04:00:00Z",
-        "type": "time_of_date"
+        "end_time": "04:00:00Z"
        },
        "prices": {
         "input_mtok": 0.44,
@@ -3134,9 +3134,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "06:00:00Z",
-        "end_time": "10:00:00Z",
-        "type": "time_of_date"
+        "end_time": "10:00:00Z"
        },
        "prices": {
         "input_mtok": 0.44,
@@ -3165,8 +3165,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-08-17",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-08-17"
        },
        "prices": {
         "input_mtok": 0.66,
@@ -3176,9 +3176,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "01:00:00Z",
-        "end_time": "04:00:00Z",
-        "type": "time_of_date"
+        "end_time": "04:00:00Z"
        },
        "prices": {
         "input_mtok": 1.32,
@@ -3188,9 +3188,9 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
+        "type": "time_of_date",
         "start_time": "06:00:00Z",
-        "end_time": "10:00:00Z",
-        "type": "time_of_date"
+        "end_time": "10:00:00Z"
        },
        "prices": {
         "input_mtok": 1.32,
@@ -3696,8 +3696,8 @@ export const PRICE_TABLE: PriceTable = {
       },
       {
        "constraint": {
-        "start_date": "2026-08-05",
-        "type": "start_date"
+        "type": "start_date",
+        "start_date": "2026-08-05"
        },
        "prices": {}
       }

@@ -4,6 +4,16 @@
 // of every provider cost 5-6 MB of peak RSS (docs/benchmarks.md). The arithmetic is calcPrice's,
 // step for step; price-table.test.ts checks it against calcPrice on every model of the table.
 
+import type { ProviderType } from '../policy/compiled.js';
+
+/** genai-prices provider ids. openai-compatible servers are self-hosted: only an override can price them. */
+export const PRICE_PROVIDER: Readonly<Record<ProviderType, string | undefined>> = {
+  openai: 'openai',
+  'azure-openai': 'azure',
+  anthropic: 'anthropic',
+  'openai-compatible': undefined,
+};
+
 export type MatchLogic =
   | { and: MatchLogic[] }
   | { or: MatchLogic[] }
@@ -91,7 +101,7 @@ function findIn(table: PriceTable, provider: PricedProvider, id: string): Priced
   return undefined;
 }
 
-export function matches(logic: MatchLogic, id: string): boolean {
+function matches(logic: MatchLogic, id: string): boolean {
   const lower = id.toLowerCase();
   if ('or' in logic) return logic.or.some((l) => matches(l, id));
   if ('and' in logic) return logic.and.every((l) => matches(l, id));
