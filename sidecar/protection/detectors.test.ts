@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { DETECTORS, detect, looksRandom } from './detectors.js';
+import { DETECTORS, detect, looksRandom, TextScan } from './detectors.js';
 import { ibanValid, luhnValid, ssnValid } from './checksums.js';
 import type { EntityType } from './entities.js';
 
@@ -224,6 +224,62 @@ describe('detect', () => {
         expect(found(`write to ${address} please`)).toContain('email');
       }),
     );
+  });
+});
+
+describe('the cheap tests before each pattern', () => {
+  // Entities of every kind, their near misses, and the characters around them, run together.
+  const fragments = fc.oneof(
+    fc.constantFrom(
+      '+1 415 555 2671',
+      '(415) 555-2671',
+      '415.555.2671',
+      '4111 1111 1111 1111',
+      '5500-0000-0000-0004',
+      '123-45-6789',
+      '123 45 6789',
+      'ssn: 123456789',
+      'GB82 WEST 1234 5698 7654 32',
+      'DE89370400440532013000',
+      '10.0.0.1',
+      '2001:db8::8a2e:370:7334',
+      'jane.doe@example.com',
+      ' ',
+      '-',
+      '.',
+      ':',
+      '+',
+      '(',
+      'x',
+    ),
+    fc.constantFrom(openaiKey, anthropicKey, awsKey, () => jwtOf({ sub: 'x' })).map((f) => f()),
+    fc.stringMatching(/^[0-9 .()+-]{1,24}$/),
+    fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/),
+    fc.string({ maxLength: 12 }),
+  );
+
+  it('never skip a text their detector would find something in (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fragments, { maxLength: 8 }), (parts) => {
+        const text = parts.join('');
+        for (const detector of DETECTORS) {
+          const out: Parameters<typeof detector.find>[1] = [];
+          detector.find(text, out, new TextScan(text));
+          if (out.length > 0) expect(detector.mayContain(text, new TextScan(text))).toBe(true);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('pass over prose with dates, times and issue numbers', () => {
+    const prose = 'the release on 2026-11-27 at 10:30 fixes issue 1234 in room B ';
+    const scan = new TextScan(prose.repeat(20));
+    expect(DETECTORS.filter((d) => d.mayContain(scan.text, scan)).map((d) => d.entity)).toEqual([
+      'high_entropy_token',
+      'us_ssn', // its labelled form has a pattern of its own
+      'ip_address',
+    ]);
   });
 });
 

@@ -22,8 +22,36 @@ export interface Finding {
 interface Detector {
   entity: EntityType;
   /** A cheap test that must pass for the pattern to be worth running at all. */
-  mayContain(text: string): boolean;
-  find(text: string, out: Finding[]): void;
+  mayContain(text: string, scan: TextScan): boolean;
+  find(text: string, out: Finding[], scan: TextScan): void;
+}
+
+/**
+ * Several detectors' patterns joined into one: a single pass over a text that holds none of them
+ * (most prompts) instead of one pass each. It matches wherever any of its patterns matches, so a
+ * text it passes over holds nothing those detectors would find.
+ */
+class Prefilter {
+  private static count = 0;
+  readonly id = Prefilter.count++;
+  readonly pattern: RegExp;
+
+  constructor(patterns: readonly RegExp[]) {
+    for (const p of patterns)
+      if (p.flags.replace('g', '') !== '' || /\\[1-9]/.test(p.source))
+        throw new Error(`cannot join /${p.source}/${p.flags}: flags or a numbered backreference`);
+    this.pattern = new RegExp(patterns.map((p) => p.source).join('|'));
+  }
+}
+
+/** What detectors learn of one text, each at most once per detect() call. */
+export class TextScan {
+  private readonly prefiltered: (boolean | undefined)[] = [];
+  constructor(readonly text: string) {}
+
+  mayMatch(prefilter: Prefilter): boolean {
+    return (this.prefiltered[prefilter.id] ??= prefilter.pattern.test(this.text));
+  }
 }
 
 /**
@@ -32,7 +60,7 @@ interface Detector {
  */
 function regexDetector(
   entity: EntityType,
-  mayContain: (text: string) => boolean,
+  mayContain: Detector['mayContain'],
   pattern: RegExp,
   accept: (match: RegExpExecArray) => number = (m) => m[0].length,
 ): Detector {
@@ -55,9 +83,6 @@ function regexDetector(
 function global(pattern: RegExp): RegExp {
   return pattern.global ? pattern : new RegExp(pattern.source, 'g');
 }
-
-/** For patterns that start with a literal: V8 already skips ahead to it faster than includes(). */
-const always = (): boolean => true;
 
 const hasDigit = (text: string): boolean => /[0-9]/.test(text);
 
@@ -120,28 +145,28 @@ const email: Detector = {
   },
 };
 
-const phone = regexDetector(
-  'phone',
-  hasDigit,
-  /(?<![0-9A-Za-z+])(?:\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}|(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4})(?![0-9])/,
+const PHONE =
+  /(?<![0-9A-Za-z+])(?:\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}|(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4})(?![0-9])/;
+const CREDIT_CARD = /(?<![0-9])[2-6][0-9](?:[ -]?[0-9]){11,17}(?![0-9])/;
+const SSN_FORMATTED =
+  /(?<![0-9-])([0-9]{3})(?<separator>[- ])([0-9]{2})\k<separator>([0-9]{4})(?![0-9-])/;
+const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/;
+
+/** The digit-bearing patterns: phone numbers, cards, dashed or spaced SSNs, IBANs. */
+const NUMBERS = new Prefilter([PHONE, CREDIT_CARD, SSN_FORMATTED, IBAN]);
+const mayHoldNumbers = (_: string, scan: TextScan): boolean => scan.mayMatch(NUMBERS);
+
+const phone = regexDetector('phone', mayHoldNumbers, PHONE);
+
+const creditCard = regexDetector('credit_card', mayHoldNumbers, CREDIT_CARD, (m) =>
+  longestValidPrefix(m[0], ' -', (s) => {
+    const digits = s.replace(/[ -]/g, '');
+    return digits.length >= 13 && cardNetworkPlausible(digits) && luhnValid(digits);
+  }),
 );
 
-const creditCard = regexDetector(
-  'credit_card',
-  hasDigit,
-  /(?<![0-9])[2-6][0-9](?:[ -]?[0-9]){11,17}(?![0-9])/,
-  (m) =>
-    longestValidPrefix(m[0], ' -', (s) => {
-      const digits = s.replace(/[ -]/g, '');
-      return digits.length >= 13 && cardNetworkPlausible(digits) && luhnValid(digits);
-    }),
-);
-
-const ssnFormatted = regexDetector(
-  'us_ssn',
-  hasDigit,
-  /(?<![0-9-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![0-9-])/,
-  (m) => (ssnValid(m[1]!, m[3]!, m[4]!) ? m[0].length : 0),
+const ssnFormatted = regexDetector('us_ssn', mayHoldNumbers, SSN_FORMATTED, (m) =>
+  ssnValid(m[1]!, m[3]!, m[4]!) ? m[0].length : 0,
 );
 
 /** Nine bare digits are an SSN only right after a label saying so (else every id would be one). */
@@ -151,8 +176,8 @@ const SSN_LABELLED =
 const usSsn: Detector = {
   entity: 'us_ssn',
   mayContain: hasDigit,
-  find(text, out) {
-    ssnFormatted.find(text, out);
+  find(text, out, scan) {
+    if (ssnFormatted.mayContain(text, scan)) ssnFormatted.find(text, out, scan);
     SSN_LABELLED.lastIndex = 0;
     let m: RegExpExecArray | null;
     const labelled: Finding[] = [];
@@ -168,11 +193,8 @@ const usSsn: Detector = {
   },
 };
 
-const iban = regexDetector(
-  'iban',
-  hasDigit,
-  /(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/,
-  (m) => longestValidPrefix(m[0], ' ', (s) => ibanValid(s.replace(/ /g, ''))),
+const iban = regexDetector('iban', mayHoldNumbers, IBAN, (m) =>
+  longestValidPrefix(m[0], ' ', (s) => ibanValid(s.replace(/ /g, ''))),
 );
 
 const ipv4 =
@@ -226,34 +248,31 @@ function plausibleIpv6(candidate: string): boolean {
 const KEY_BODY = '[A-Za-z0-9_-]';
 const hasLetterAndDigit = (s: string): boolean => /[0-9]/.test(s) && /[A-Za-z]/.test(s);
 
-const openaiKey = regexDetector(
-  'openai_key',
-  always,
-  new RegExp(`(?<!${KEY_BODY})sk-(?!ant-)${KEY_BODY}{20,400}`),
-  (m) => (hasLetterAndDigit(m[0].slice(3)) ? m[0].length : 0),
+const OPENAI_KEY = new RegExp(`(?<!${KEY_BODY})sk-(?!ant-)${KEY_BODY}{20,400}`);
+const ANTHROPIC_KEY = new RegExp(`(?<!${KEY_BODY})sk-ant-${KEY_BODY}{20,400}`);
+const AWS_ACCESS_KEY =
+  /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}(?![A-Za-z0-9])/;
+const JWT = new RegExp(
+  `(?<!${KEY_BODY})eyJ${KEY_BODY}{5,8000}\\.${KEY_BODY}{5,16000}\\.${KEY_BODY}{0,2000}`,
 );
 
-const anthropicKey = regexDetector(
-  'anthropic_key',
-  always,
-  new RegExp(`(?<!${KEY_BODY})sk-ant-${KEY_BODY}{20,400}`),
+/** The keys and tokens with a fixed prefix. */
+const PREFIXED_SECRETS = new Prefilter([OPENAI_KEY, ANTHROPIC_KEY, AWS_ACCESS_KEY, JWT]);
+const mayHoldPrefixedSecrets = (_: string, scan: TextScan): boolean =>
+  scan.mayMatch(PREFIXED_SECRETS);
+
+const openaiKey = regexDetector('openai_key', mayHoldPrefixedSecrets, OPENAI_KEY, (m) =>
+  hasLetterAndDigit(m[0].slice(3)) ? m[0].length : 0,
 );
 
-const awsAccessKey = regexDetector(
-  'aws_access_key',
-  always,
-  /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}(?![A-Za-z0-9])/,
-);
+const anthropicKey = regexDetector('anthropic_key', mayHoldPrefixedSecrets, ANTHROPIC_KEY);
 
-const jwt = regexDetector(
-  'jwt',
-  always,
-  new RegExp(`(?<!${KEY_BODY})eyJ${KEY_BODY}{5,8000}\\.${KEY_BODY}{5,16000}\\.${KEY_BODY}{0,2000}`),
-  (m) => {
-    const header = Buffer.from(m[0].slice(0, m[0].indexOf('.')), 'base64url').toString('latin1');
-    return header.includes('"alg"') || header.includes('"typ"') ? m[0].length : 0;
-  },
-);
+const awsAccessKey = regexDetector('aws_access_key', mayHoldPrefixedSecrets, AWS_ACCESS_KEY);
+
+const jwt = regexDetector('jwt', mayHoldPrefixedSecrets, JWT, (m) => {
+  const header = Buffer.from(m[0].slice(0, m[0].indexOf('.')), 'base64url').toString('latin1');
+  return header.includes('"alg"') || header.includes('"typ"') ? m[0].length : 0;
+});
 
 const PEM_BEGIN = /-----BEGIN (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY( BLOCK)?-----/g;
 const PEM_END = /-----END (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY( BLOCK)?-----/y;
@@ -369,10 +388,11 @@ export type { Detector };
 export function detect(text: string, detectors: readonly Detector[]): Finding[] {
   let accepted: Finding[] = [];
   const scratch: Finding[] = [];
+  const scan = new TextScan(text);
   for (const detector of detectors) {
-    if (!detector.mayContain(text)) continue;
+    if (!detector.mayContain(text, scan)) continue;
     scratch.length = 0;
-    detector.find(text, scratch);
+    detector.find(text, scratch, scan);
     if (scratch.length > 0) accepted = mergeFindings(accepted, scratch);
   }
   return accepted;
