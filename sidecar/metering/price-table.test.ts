@@ -6,6 +6,8 @@ import { PRICE_TABLE } from './price-table.generated.js';
 import {
   findPricedModel,
   type MatchLogic,
+  PRICE_PROVIDER,
+  type PricedModel,
   priceUsd,
   ratesAt,
   secondsOfDay,
@@ -13,7 +15,7 @@ import {
 } from './price-table.js';
 import { renderPriceTable } from './price-table-source.js';
 
-const ROUTED = ['openai', 'anthropic', 'azure'] as const;
+const ROUTED = Object.values(PRICE_PROVIDER).filter((id) => id !== undefined);
 
 /** Names a model pattern accepts, and near misses. */
 function namesOf(logic: MatchLogic): string[] {
@@ -186,7 +188,7 @@ describe('pricing from the table', () => {
   });
 
   it('applies time-of-day prices inside their window, across midnight too', () => {
-    const model = {
+    const model: PricedModel = {
       id: 'off-peak',
       match: { equals: 'off-peak' },
       prices: [
@@ -196,9 +198,8 @@ describe('pricing from the table', () => {
           prices: { input_mtok: 1 },
         },
       ],
-    } as const;
-    const rateAt = (iso: string) =>
-      ratesAt(structuredClone(model) as never, new Date(iso)).input_mtok;
+    };
+    const rateAt = (iso: string) => ratesAt(model, new Date(iso)).input_mtok;
     expect(rateAt('2026-01-01T12:00:00Z')).toBe(2);
     expect(rateAt('2026-01-01T16:30:00Z')).toBe(1);
     expect(rateAt('2026-01-01T23:59:59Z')).toBe(1);

@@ -92,23 +92,22 @@ export function findPricedModel(
 }
 
 function findIn(table: PriceTable, provider: PricedProvider, id: string): PricedModel | undefined {
-  const own = provider.models.find((m) => matches(m.match, id));
-  if (own) return own;
-  for (const name of provider.fallback ?? []) {
-    const found = table.providers[name]?.models.find((m) => matches(m.match, id));
+  const fallbacks = (provider.fallback ?? []).map((name) => table.providers[name]);
+  for (const p of [provider, ...fallbacks]) {
+    const found = p?.models.find((m) => matches(m.match, id));
     if (found) return found;
   }
   return undefined;
 }
 
+/** `id` is already lower case; the patterns' strings may not be. */
 function matches(logic: MatchLogic, id: string): boolean {
-  const lower = id.toLowerCase();
   if ('or' in logic) return logic.or.some((l) => matches(l, id));
   if ('and' in logic) return logic.and.every((l) => matches(l, id));
-  if ('equals' in logic) return lower === logic.equals.toLowerCase();
-  if ('starts_with' in logic) return lower.startsWith(logic.starts_with.toLowerCase());
-  if ('ends_with' in logic) return lower.endsWith(logic.ends_with.toLowerCase());
-  if ('contains' in logic) return lower.includes(logic.contains.toLowerCase());
+  if ('equals' in logic) return id === logic.equals.toLowerCase();
+  if ('starts_with' in logic) return id.startsWith(logic.starts_with.toLowerCase());
+  if ('ends_with' in logic) return id.endsWith(logic.ends_with.toLowerCase());
+  if ('contains' in logic) return id.includes(logic.contains.toLowerCase());
   return new RegExp(logic.regex).test(id);
 }
 

@@ -32,8 +32,6 @@ interface Detector {
  * text it passes over holds nothing those detectors would find.
  */
 class Prefilter {
-  private static count = 0;
-  readonly id = Prefilter.count++;
   readonly pattern: RegExp;
 
   constructor(patterns: readonly RegExp[]) {
@@ -46,11 +44,16 @@ class Prefilter {
 
 /** What detectors learn of one text, each at most once per detect() call. */
 export class TextScan {
-  private readonly prefiltered: (boolean | undefined)[] = [];
+  private readonly prefiltered = new Map<Prefilter, boolean>();
   constructor(readonly text: string) {}
 
   mayMatch(prefilter: Prefilter): boolean {
-    return (this.prefiltered[prefilter.id] ??= prefilter.pattern.test(this.text));
+    let verdict = this.prefiltered.get(prefilter);
+    if (verdict === undefined) {
+      verdict = prefilter.pattern.test(this.text);
+      this.prefiltered.set(prefilter, verdict);
+    }
+    return verdict;
   }
 }
 
